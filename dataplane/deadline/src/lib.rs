@@ -392,6 +392,11 @@ impl WriteClock {
         }
     }
 
+    /// The allowed time without progress.
+    pub fn stall(&self) -> Duration {
+        self.stall
+    }
+
     /// Output became pending at `now` (a write is about to start) if none was pending.
     pub fn on_pending(&mut self, now: Instant) {
         if self.deadline.is_none() {

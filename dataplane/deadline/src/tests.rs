@@ -29,7 +29,10 @@ fn secs(s: u64) -> Duration {
 
 #[test]
 fn parses_apache_forms() {
-    assert_eq!(StageLimit::parse("20").unwrap(), StageLimit::fixed(secs(20)));
+    assert_eq!(
+        StageLimit::parse("20").unwrap(),
+        StageLimit::fixed(secs(20))
+    );
     let l = StageLimit::parse("20-40,MinRate=500").unwrap();
     assert_eq!(l.timeout(), secs(20));
     assert_eq!(l.max(), Some(secs(40)));
