@@ -218,7 +218,17 @@ impl StagePlan {
     ///
     /// Stage names are matched case-insensitively, as Apache does. A stage may appear once.
     pub fn parse(input: &str, specs: &[StageSpec]) -> Result<Self, PlanError> {
-        let mut plan = Self::defaults(specs);
+        Self::parse_over(input, specs, Self::defaults(specs))
+    }
+
+    /// Like [`StagePlan::parse`], but stages not mentioned keep their value in `base` (which
+    /// must have been made from the same `specs`).
+    pub fn parse_over(input: &str, specs: &[StageSpec], base: Self) -> Result<Self, PlanError> {
+        let mut plan = if base.stages.len() == specs.len() {
+            base
+        } else {
+            Self::defaults(specs)
+        };
         let mut seen = vec![false; specs.len()];
         for item in input.split_ascii_whitespace() {
             let (name, value) = item.split_once('=').ok_or_else(|| PlanError {

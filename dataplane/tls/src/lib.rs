@@ -25,12 +25,14 @@ use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
-use rustls::{CipherSuite, ServerConfig, SupportedCipherSuite};
+use rustls::{CipherSuite, SupportedCipherSuite};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub mod stream;
 
+/// Re-exported so the data plane reaches rustls only through this crate (house style rule 8).
+pub use rustls::ServerConfig;
 pub use stream::{ConnError, IoLimits, TlsStream};
 
 /// Why certificates could not be loaded.

@@ -1,0 +1,489 @@
+//! The configuration file: one TOML document, parsed once at the edge into typed values.
+//!
+//! Every struct denies unknown fields, so a typo in security configuration fails closed, and
+//! every error names the key (`dataplane.https.request_read_timeout: ...`). Every key and its
+//! default is documented here and in `docs/config.md`.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::num::{NonZeroU16, NonZeroU64, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rampart_dataplane::{DataplaneConfig, ListenerConfig, Protocol};
+use rampart_deadline::StagePlan;
+use rampart_rt::{DriverChoice, RtConfig};
+use rampart_secrets::Layout;
+use rampart_tls::CertPaths;
+use serde::Deserialize;
+
+/// A configuration error: the key it is about and what is wrong.
+#[derive(Debug)]
+pub(crate) struct ConfigError {
+    /// The file, or `<defaults>`.
+    pub(crate) file: String,
+    /// Dotted key path, e.g. `dataplane.https.listen`.
+    pub(crate) key: String,
+    /// What is wrong.
+    pub(crate) message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() || self.key == "." {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    /// Directory for Rampart's state. Default `./var`.
+    pub(crate) data_dir: PathBuf,
+    /// The secrets directory made by `rampart init`. Default `<data_dir>/secrets`.
+    pub(crate) secrets_dir: Option<PathBuf>,
+    /// Logging.
+    pub(crate) log: LogConfig,
+    /// The control plane.
+    pub(crate) controlplane: ControlplaneSection,
+    /// The data plane.
+    pub(crate) dataplane: DataplaneSection,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./var"),
+            secrets_dir: None,
+            log: LogConfig::default(),
+            controlplane: ControlplaneSection::default(),
+            dataplane: DataplaneSection::default(),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LogConfig {
+    /// `text` (default) or `json` (one object per line, for SIEM ingestion).
+    pub(crate) format: LogFormat,
+    /// A tracing filter directive, e.g. `info` (default) or `rampart_tls=debug,info`.
+    /// The `RUST_LOG` environment variable overrides it.
+    pub(crate) level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// JSON lines.
+    Json,
+}
+
+/// `[controlplane]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ControlplaneSection {
+    /// The internal Unix socket. Default `<data_dir>/run/control.sock`.
+    pub(crate) socket: Option<PathBuf>,
+}
+
+/// `[dataplane]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DataplaneSection {
+    /// Executors (one per core). Default: every CPU in the process's affinity mask.
+    pub(crate) cores: Option<NonZeroUsize>,
+    /// I/O driver: `auto` (io_uring, else poll), `io_uring`, or `poll`. Default `auto`.
+    pub(crate) driver: DriverSetting,
+    /// Pin each executor to one CPU. Default `true`.
+    pub(crate) pin_cores: bool,
+    /// Connections one core holds at most; more are closed at accept. Default 50000.
+    pub(crate) max_connections_per_core: NonZeroUsize,
+    /// Accept queue of each per-core socket. Default 1024.
+    pub(crate) listen_backlog: NonZeroU16,
+    /// Longest a drain (SIGTERM) waits for connections, in seconds. Default 30.
+    pub(crate) drain_timeout_secs: NonZeroU64,
+    /// The HTTPS front.
+    pub(crate) https: ListenerSection<HttpsP>,
+    /// MQTT over TLS.
+    pub(crate) mqtt: ListenerSection<MqttP>,
+    /// CIRA (Intel AMT).
+    pub(crate) cira: ListenerSection<CiraP>,
+}
+
+impl Default for DataplaneSection {
+    fn default() -> Self {
+        Self {
+            cores: None,
+            driver: DriverSetting::Auto,
+            pin_cores: true,
+            max_connections_per_core: NonZeroUsize::new(50_000).unwrap_or(NonZeroUsize::MIN),
+            listen_backlog: NonZeroU16::new(1024).unwrap_or(NonZeroU16::MIN),
+            drain_timeout_secs: NonZeroU64::new(30).unwrap_or(NonZeroU64::MIN),
+            https: ListenerSection::default(),
+            mqtt: ListenerSection::default(),
+            cira: ListenerSection::default(),
+        }
+    }
+}
+
+/// `driver = "auto" | "io_uring" | "poll"`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum DriverSetting {
+    /// io_uring where the kernel allows it, poll otherwise.
+    Auto,
+    /// io_uring or fail to start.
+    IoUring,
+    /// Always poll.
+    Poll,
+}
+
+/// Ties a listener section to its protocol, for defaults and stage names.
+pub(crate) trait ProtocolKind {
+    /// The protocol.
+    const PROTOCOL: Protocol;
+}
+
+/// Marker for `[dataplane.https]`.
+#[derive(Debug)]
+pub(crate) struct HttpsP;
+/// Marker for `[dataplane.mqtt]`.
+#[derive(Debug)]
+pub(crate) struct MqttP;
+/// Marker for `[dataplane.cira]`.
+#[derive(Debug)]
+pub(crate) struct CiraP;
+
+impl ProtocolKind for HttpsP {
+    const PROTOCOL: Protocol = Protocol::Https;
+}
+impl ProtocolKind for MqttP {
+    const PROTOCOL: Protocol = Protocol::Mqtt;
+}
+impl ProtocolKind for CiraP {
+    const PROTOCOL: Protocol = Protocol::Cira;
+}
+
+/// `[dataplane.https]`, `[dataplane.mqtt]`, `[dataplane.cira]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default, bound = "P: ProtocolKind")]
+pub(crate) struct ListenerSection<P: ProtocolKind> {
+    /// Addresses to listen on. Default `["0.0.0.0:<port>"]` (8443, 8883, 4433). `[]` disables
+    /// the port.
+    pub(crate) listen: Vec<SocketAddr>,
+    /// Stage limits in Apache `RequestReadTimeout` syntax, e.g.
+    /// `handshake=10 header=20-40,MinRate=500 body=20,MinRate=500`.
+    pub(crate) request_read_timeout: Stages<P>,
+    /// Longest a pending write may make no progress, in seconds. Default 30.
+    pub(crate) write_stall_secs: NonZeroU64,
+    /// Certificate chain (PEM). Default `<secrets_dir>/certs/<protocol>.pem`.
+    pub(crate) cert: Option<PathBuf>,
+    /// Private key (PEM). Default `<secrets_dir>/certs/<protocol>.key`.
+    pub(crate) key: Option<PathBuf>,
+}
+
+impl<P: ProtocolKind> Default for ListenerSection<P> {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from((
+                Ipv4Addr::UNSPECIFIED,
+                P::PROTOCOL.default_port(),
+            ))],
+            request_read_timeout: Stages::default(),
+            write_stall_secs: NonZeroU64::new(30).unwrap_or(NonZeroU64::MIN),
+            cert: None,
+            key: None,
+        }
+    }
+}
+
+/// A stage plan validated against the protocol's stages while deserializing, so errors carry
+/// the key path.
+pub(crate) struct Stages<P> {
+    /// The plan.
+    pub(crate) plan: StagePlan,
+    _protocol: PhantomData<P>,
+}
+
+impl<P: ProtocolKind> Default for Stages<P> {
+    fn default() -> Self {
+        Self {
+            plan: P::PROTOCOL.default_plan(),
+            _protocol: PhantomData,
+        }
+    }
+}
+
+impl<P> fmt::Debug for Stages<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.plan)
+    }
+}
+
+impl<'de, P: ProtocolKind> Deserialize<'de> for Stages<P> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let specs = P::PROTOCOL.stage_specs();
+        // Stages not mentioned keep the protocol's defaults.
+        let plan = StagePlan::parse_over(&s, specs, P::PROTOCOL.default_plan()).map_err(|e| {
+            let names: Vec<&str> = specs.iter().map(|s| s.name).collect();
+            serde::de::Error::custom(format!("{e} (stages: {})", names.join(", ")))
+        })?;
+        Ok(Self {
+            plan,
+            _protocol: PhantomData,
+        })
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`, or returns the embedded defaults when `path` is `None`.
+    pub(crate) fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses TOML text; `file` names it in errors.
+    pub(crate) fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError {
+            file: file.to_owned(),
+            key: String::new(),
+            message: e.to_string(),
+        })?;
+        let config: Self = serde_path_to_error::deserialize(de).map_err(|e| ConfigError {
+            file: file.to_owned(),
+            key: e.path().to_string(),
+            message: e.inner().message().to_owned(),
+        })?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, message: &str| ConfigError {
+            file: file.to_owned(),
+            key: key.to_owned(),
+            message: message.to_owned(),
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(err("data_dir", "must not be empty"));
+        }
+        for (name, cert, key) in [
+            (
+                "https",
+                &self.dataplane.https.cert,
+                &self.dataplane.https.key,
+            ),
+            ("mqtt", &self.dataplane.mqtt.cert, &self.dataplane.mqtt.key),
+            ("cira", &self.dataplane.cira.cert, &self.dataplane.cira.key),
+        ] {
+            if cert.is_some() != key.is_some() {
+                return Err(err(
+                    &format!("dataplane.{name}.cert"),
+                    "set both `cert` and `key`, or neither",
+                ));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(err("log.level", "not a valid filter directive"));
+        }
+        Ok(())
+    }
+
+    /// The secrets directory.
+    pub(crate) fn secrets_dir(&self) -> PathBuf {
+        self.secrets_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secrets"))
+    }
+
+    /// The control plane's Unix socket.
+    pub(crate) fn control_socket(&self) -> PathBuf {
+        self.controlplane
+            .socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("run").join("control.sock"))
+    }
+
+    /// The control plane's typed configuration.
+    pub(crate) fn controlplane(&self) -> rampart_controlplane::ControlplaneConfig {
+        rampart_controlplane::ControlplaneConfig {
+            secrets_dir: self.secrets_dir(),
+            socket: self.control_socket(),
+        }
+    }
+
+    /// The data plane's typed configuration. It names only the listeners' own certificates and
+    /// keys: never the CA key or the database password.
+    pub(crate) fn dataplane(&self, with_control_link: bool) -> DataplaneConfig {
+        let d = &self.dataplane;
+        let layout = Layout::new(self.secrets_dir());
+        let listener = |protocol: Protocol,
+                        listen: &[SocketAddr],
+                        stages: &StagePlan,
+                        stall: NonZeroU64,
+                        cert: &Option<PathBuf>,
+                        key: &Option<PathBuf>| {
+            let service = match protocol {
+                Protocol::Https => rampart_ca::Service::Https,
+                Protocol::Mqtt => rampart_ca::Service::Mqtt,
+                Protocol::Cira => rampart_ca::Service::Cira,
+            };
+            ListenerConfig {
+                protocol,
+                addrs: listen.to_vec(),
+                cert: CertPaths {
+                    cert: cert.clone().unwrap_or_else(|| layout.service_cert(service)),
+                    key: key.clone().unwrap_or_else(|| layout.service_key(service)),
+                },
+                stages: stages.clone(),
+                write_stall: Duration::from_secs(stall.get()),
+            }
+        };
+        let mut listeners = Vec::new();
+        if !d.https.listen.is_empty() {
+            listeners.push(listener(
+                Protocol::Https,
+                &d.https.listen,
+                &d.https.request_read_timeout.plan,
+                d.https.write_stall_secs,
+                &d.https.cert,
+                &d.https.key,
+            ));
+        }
+        if !d.mqtt.listen.is_empty() {
+            listeners.push(listener(
+                Protocol::Mqtt,
+                &d.mqtt.listen,
+                &d.mqtt.request_read_timeout.plan,
+                d.mqtt.write_stall_secs,
+                &d.mqtt.cert,
+                &d.mqtt.key,
+            ));
+        }
+        if !d.cira.listen.is_empty() {
+            listeners.push(listener(
+                Protocol::Cira,
+                &d.cira.listen,
+                &d.cira.request_read_timeout.plan,
+                d.cira.write_stall_secs,
+                &d.cira.cert,
+                &d.cira.key,
+            ));
+        }
+        DataplaneConfig {
+            rt: RtConfig {
+                cores: d.cores.unwrap_or_else(rampart_rt::available_cores),
+                driver: match d.driver {
+                    DriverSetting::Auto => DriverChoice::Auto,
+                    DriverSetting::IoUring => DriverChoice::IoUring,
+                    DriverSetting::Poll => DriverChoice::Poll,
+                },
+                pin: d.pin_cores,
+                mailbox_capacity: 64,
+            },
+            listeners,
+            max_connections_per_core: d.max_connections_per_core.get(),
+            listen_backlog: i32::from(d.listen_backlog.get()),
+            drain_timeout: Duration::from_secs(d.drain_timeout_secs.get()),
+            control_socket: with_control_link.then(|| self.control_socket()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "t.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_file_is_the_embedded_defaults() {
+        let c = Config::parse("", "t.toml").unwrap();
+        let d = c.dataplane(false);
+        let ports: Vec<u16> = d.listeners.iter().map(|l| l.addrs[0].port()).collect();
+        assert_eq!(ports, vec![8443, 8883, 4433]);
+        assert_eq!(c.secrets_dir(), PathBuf::from("./var/secrets"));
+        assert_eq!(c.control_socket(), PathBuf::from("./var/run/control.sock"));
+        assert_eq!(
+            d.listeners[0].stages.to_string(),
+            "handshake=10 header=20-40,MinRate=500 body=20,MinRate=500"
+        );
+        assert!(d.listeners[0].cert.key.ends_with("secrets/certs/https.key"));
+    }
+
+    #[test]
+    fn partial_stage_plans_keep_protocol_defaults() {
+        let c = Config::parse(
+            "[dataplane.https]\nrequest_read_timeout = \"handshake=5\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            c.dataplane.https.request_read_timeout.plan.to_string(),
+            "handshake=5 header=20-40,MinRate=500 body=20,MinRate=500"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = err("[dataplane]\ncorez = 2\n");
+        assert!(
+            e.contains("dataplane") && e.contains("unknown field `corez`"),
+            "{e}"
+        );
+        let e = err("[dataplane.https]\nrequest_read_timeout = \"handshake=0\"\n");
+        assert!(
+            e.contains("dataplane.https.request_read_timeout") && e.contains("bounded"),
+            "{e}"
+        );
+        let e = err("[dataplane.mqtt]\nrequest_read_timeout = \"header=5\"\n");
+        assert!(
+            e.contains("dataplane.mqtt.request_read_timeout") && e.contains("unknown stage"),
+            "{e}"
+        );
+        let e = err("[dataplane]\ndriver = \"uring\"\n");
+        assert!(e.contains("dataplane.driver"), "{e}");
+        let e = err("[dataplane]\ncores = 0\n");
+        assert!(e.contains("dataplane.cores"), "{e}");
+        let e = err("[dataplane.cira]\nlisten = [\"nope\"]\n");
+        assert!(e.contains("dataplane.cira.listen"), "{e}");
+        let e = err("[dataplane.https]\ncert = \"/x.pem\"\n");
+        assert!(e.contains("dataplane.https.cert"), "{e}");
+        let e = err("[log]\nformat = \"xml\"\n");
+        assert!(e.contains("log.format"), "{e}");
+        let e = err("data_dir = ");
+        assert!(e.contains("t.toml"), "{e}");
+    }
+}

@@ -1,0 +1,144 @@
+//! One connection: TLS handshake, then the protocol's first stage, under deadlines.
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use compio::net::TcpStream;
+use futures_util::future::{Either, select};
+use rampart_deadline::{StageClock, StageLimit, Timeout};
+use rampart_rt::drain::Drain;
+use rampart_tls::ServerConfig;
+use rampart_tls::stream::ErrorSource;
+use rampart_tls::{ConnError, IoLimits, TlsStream};
+use tracing::{debug, info, warn};
+
+use crate::config::Protocol;
+use crate::metrics::{Counters, Event, LogLimiter};
+
+/// How long a closing connection gets to take our close_notify.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// What one listener's connections share on one core.
+#[derive(Debug)]
+pub(crate) struct ConnCtx {
+    pub(crate) protocol: Protocol,
+    pub(crate) tls: Arc<ServerConfig>,
+    pub(crate) limits: IoLimits,
+    pub(crate) first_stage: (&'static str, StageLimit),
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) log: Rc<LogLimiter>,
+    pub(crate) drain: Drain,
+}
+
+impl ConnCtx {
+    fn record(&self, event: Event) {
+        self.counters.record(self.protocol, event);
+    }
+
+    /// Counts an error outcome and logs it, rate-limited, at a level set by who caused it.
+    fn close_with(&self, peer: SocketAddr, error: &ConnError) {
+        let event = match error {
+            ConnError::Timeout(Timeout::Handshake) => Event::TimeoutHandshake,
+            ConnError::Timeout(Timeout::WriteStall) => Event::TimeoutWriteStall,
+            ConnError::Timeout(_) => Event::TimeoutStage,
+            ConnError::ClosedInHandshake => Event::ClosedInHandshake,
+            ConnError::Tls(_) => Event::TlsError,
+            _ => Event::IoError,
+        };
+        self.record(event);
+        let Some(suppressed) = self.log.allow(Instant::now()) else {
+            return;
+        };
+        let protocol = self.protocol.as_str();
+        match error.source() {
+            ErrorSource::Client => info!(
+                message = "Closing connection.",
+                reason = error.kind(),
+                %error,
+                protocol,
+                %peer,
+                suppressed
+            ),
+            ErrorSource::Internal => warn!(
+                message = "Closing connection.",
+                reason = error.kind(),
+                %error,
+                protocol,
+                %peer,
+                suppressed
+            ),
+        }
+    }
+}
+
+/// Serves one accepted TCP connection to its end.
+pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<ConnCtx>) {
+    let _ = tcp.set_nodelay(true);
+    let handshake = {
+        let accept = pin!(TlsStream::accept(tcp, ctx.tls.clone(), ctx.limits));
+        let drained = pin!(ctx.drain.signaled());
+        match select(accept, drained).await {
+            Either::Left((res, _)) => res,
+            Either::Right(_) => {
+                ctx.record(Event::Drained);
+                return;
+            }
+        }
+    };
+    let mut stream = match handshake {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.close_with(peer, &e);
+            return;
+        }
+    };
+    ctx.record(Event::HandshakeOk);
+    debug!(
+        message = "TLS established.",
+        protocol = ctx.protocol.as_str(),
+        %peer,
+        version = ?stream.protocol_version(),
+        alpn = ?stream.alpn_protocol().map(String::from_utf8_lossy),
+        sni = stream.server_name().unwrap_or("")
+    );
+
+    // The protocol's first stage. Until the protocol handlers land, the bytes are counted
+    // against the stage clock and discarded: the connection lives exactly as long as the stage
+    // allows, which is what the deadline tests observe.
+    let (stage, limit) = ctx.first_stage;
+    let mut clock = StageClock::start(limit, Instant::now());
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        let read = {
+            let read = pin!(stream.read(&mut buf, &mut clock, Timeout::Stage(stage)));
+            let drained = pin!(ctx.drain.signaled());
+            match select(read, drained).await {
+                Either::Left((res, _)) => Some(res),
+                Either::Right(_) => None,
+            }
+        };
+        match read {
+            None => {
+                ctx.record(Event::Drained);
+                stream.shutdown(CLOSE_GRACE).await;
+                return;
+            }
+            Some(Ok(0)) => {
+                ctx.record(Event::PeerClosed);
+                stream.shutdown(CLOSE_GRACE).await;
+                return;
+            }
+            Some(Ok(_)) => buf.clear(),
+            Some(Err(e)) => {
+                ctx.close_with(peer, &e);
+                if matches!(e, ConnError::Timeout(_)) {
+                    stream.shutdown(CLOSE_GRACE).await;
+                }
+                return;
+            }
+        }
+    }
+}

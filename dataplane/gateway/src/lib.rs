@@ -1,0 +1,26 @@
+//! The Rampart data plane.
+//!
+//! [`run`] opens every public port (HTTPS front, MQTT over TLS, CIRA) on every core with
+//! `SO_REUSEPORT`, terminates TLS with the listener's hot-reloadable certificate, and drives each
+//! connection through its stages under one deadline mechanism ([`rampart_deadline`]): the TLS
+//! handshake, then the protocol's first stage (HTTP header, MQTT CONNECT, APF authentication).
+//! SIGTERM drains (stop accepting, close connections, wait up to the drain timeout), SIGHUP
+//! reloads certificates without dropping live connections.
+//!
+//! What this crate deliberately does not do: hold secrets other than the listeners' own TLS keys
+//! (never the database password or the CA key), parse configuration files (it takes
+//! [`DataplaneConfig`]), or speak the application protocols yet: until the MQTT broker, HTTPS
+//! front and CIRA server land, a connection that completes TLS is held in its protocol's first
+//! stage and closed when that stage's deadline passes (see `docs/architecture.md`).
+
+#![forbid(unsafe_code)]
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
+pub mod config;
+mod conn;
+pub mod link;
+pub mod metrics;
+mod server;
+
+pub use config::{DataplaneConfig, ListenerConfig, Protocol};
+pub use server::{Error, Running, run, start};

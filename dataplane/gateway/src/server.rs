@@ -1,0 +1,369 @@
+//! Start-up, the per-core main loop, signals and drain.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use compio::net::TcpListener;
+use futures_util::future::{Either, select};
+use rampart_rt::drain::Drain;
+use rampart_rt::{CoreCtx, CoreFuture, Cores, Driver, DriverChoice};
+use rampart_tls::{IoLimits, ReloadableCert, TlsError};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use tracing::{error, info, warn};
+
+use crate::config::{DataplaneConfig, ListenerConfig};
+use crate::conn::{self, ConnCtx};
+use crate::link;
+use crate::metrics::{Counters, Event, LogLimiter};
+
+/// Why the data plane could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A listener's certificate or key could not be loaded.
+    #[error("{protocol} listener: {source}")]
+    Tls {
+        /// The listener.
+        protocol: &'static str,
+        /// What failed.
+        source: TlsError,
+    },
+    /// A listening socket could not be opened.
+    #[error("cannot listen on {addr} ({protocol}): {source}")]
+    Bind {
+        /// The listener.
+        protocol: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The system error.
+        source: io::Error,
+    },
+    /// The runtime could not start (e.g. io_uring forced where it is blocked).
+    #[error(transparent)]
+    Runtime(#[from] rampart_rt::RtError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(io::Error),
+}
+
+/// Messages to a core.
+#[derive(Debug)]
+enum CoreMsg {
+    /// This core's sockets: (listener index, socket).
+    Start(Vec<(usize, std::net::TcpListener)>),
+    /// Stop accepting, close connections, return within the drain timeout.
+    Drain,
+}
+
+/// A started data plane.
+#[derive(Debug)]
+pub struct Running {
+    cores: Cores<CoreMsg>,
+    certs: Vec<(&'static str, Arc<ReloadableCert>)>,
+    counters: Arc<Counters>,
+}
+
+impl Running {
+    /// Starts draining every core.
+    pub fn drain(&self) {
+        self.cores.broadcast(|| CoreMsg::Drain);
+    }
+
+    /// Reloads every listener's certificate; failures keep the old one and are logged.
+    pub fn reload(&self) -> usize {
+        reload_certs(&self.certs)
+    }
+
+    /// Connection counters.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// The driver each core runs.
+    pub fn drivers(&self) -> &[Driver] {
+        self.cores.drivers()
+    }
+
+    /// Waits for every core to finish its drain.
+    pub fn wait(self) {
+        let panicked = self.cores.join();
+        if panicked > 0 {
+            error!(message = "Cores panicked.", count = panicked);
+        }
+        info!(
+            message = "Data plane stopped.",
+            counters = self.counters.summary()
+        );
+    }
+}
+
+fn reload_certs(certs: &[(&'static str, Arc<ReloadableCert>)]) -> usize {
+    let mut failed = 0;
+    for (protocol, cert) in certs {
+        match cert.reload() {
+            Ok(()) => info!(message = "Certificate reloaded.", protocol),
+            Err(error) => {
+                failed += 1;
+                error!(message = "Certificate reload failed; keeping the current one.", protocol, %error);
+            }
+        }
+    }
+    failed
+}
+
+/// Runs the data plane until SIGTERM or SIGINT, then drains. SIGHUP reloads certificates.
+pub fn run(config: DataplaneConfig) -> Result<(), Error> {
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(Error::Signals)?;
+    let handle = signals.handle();
+    let running = start(config)?;
+    let certs = running.certs.clone();
+    let mailboxes = running.cores.mailboxes().to_vec();
+    std::thread::Builder::new()
+        .name("rampart-signals".into())
+        .spawn(move || {
+            let mut draining = false;
+            for sig in signals.forever() {
+                match sig {
+                    SIGHUP => {
+                        reload_certs(&certs);
+                    }
+                    _ if draining => {
+                        warn!(message = "Second stop signal; exiting without waiting.");
+                        std::process::exit(1);
+                    }
+                    _ => {
+                        info!(message = "Draining.", signal = sig);
+                        draining = true;
+                        for tx in &mailboxes {
+                            let _ = tx.try_send(CoreMsg::Drain);
+                        }
+                    }
+                }
+            }
+        })
+        .map_err(Error::Signals)?;
+    running.wait();
+    handle.close();
+    Ok(())
+}
+
+/// Loads certificates, opens every socket, starts the cores. Fails before serving anything if
+/// any part cannot start.
+pub fn start(config: DataplaneConfig) -> Result<Running, Error> {
+    let counters = Arc::new(Counters::default());
+    let mut certs = Vec::new();
+    for l in &config.listeners {
+        let cert = ReloadableCert::load(l.cert.clone()).map_err(|source| Error::Tls {
+            protocol: l.protocol.as_str(),
+            source,
+        })?;
+        certs.push((l.protocol.as_str(), Arc::new(cert)));
+    }
+
+    // One SO_REUSEPORT socket per core, listener and address, opened here so that a port in
+    // use is a start-up error with the address in it.
+    let n = config.rt.cores.get();
+    let mut sockets: Vec<Vec<(usize, std::net::TcpListener)>> =
+        (0..n).map(|_| Vec::new()).collect();
+    for (idx, l) in config.listeners.iter().enumerate() {
+        for &addr in &l.addrs {
+            for core in sockets.iter_mut() {
+                let s = rampart_rt::listener::reuseport(addr, config.listen_backlog).map_err(
+                    |source| Error::Bind {
+                        protocol: l.protocol.as_str(),
+                        addr,
+                        source,
+                    },
+                )?;
+                core.push((idx, s));
+            }
+        }
+    }
+
+    let shared = Arc::new(Shared {
+        listeners: config.listeners.clone(),
+        certs: certs.iter().map(|(_, c)| c.clone()).collect(),
+        counters: counters.clone(),
+        max_connections: config.max_connections_per_core,
+        drain_timeout: config.drain_timeout,
+    });
+    let main = Arc::new(move |ctx: CoreCtx<CoreMsg>| -> CoreFuture {
+        Box::pin(core_main(ctx, shared.clone()))
+    });
+    let cores = rampart_rt::start(&config.rt, main)?;
+    for (core, (tx, socks)) in cores.mailboxes().iter().zip(sockets).enumerate() {
+        if tx.try_send(CoreMsg::Start(socks)).is_err() {
+            error!(message = "Core did not take its sockets.", core);
+        }
+    }
+
+    let drivers = cores.drivers();
+    let driver = drivers.first().copied().unwrap_or(Driver::Poll);
+    let hint = (config.rt.driver == DriverChoice::Auto && driver == Driver::Poll)
+        .then(rampart_rt::io_uring_hint)
+        .flatten()
+        .unwrap_or_default();
+    info!(
+        message = "Data plane started.",
+        cores = n,
+        driver = driver.as_str(),
+        driver_setting = config.rt.driver.as_str(),
+        io_uring_hint = hint,
+        listeners = listener_summary(&config.listeners)
+    );
+    if let Some(path) = config.control_socket.clone() {
+        link::spawn(path);
+    }
+    Ok(Running {
+        cores,
+        certs,
+        counters,
+    })
+}
+
+fn listener_summary(listeners: &[ListenerConfig]) -> String {
+    listeners
+        .iter()
+        .map(|l| {
+            let addrs: Vec<String> = l.addrs.iter().map(ToString::to_string).collect();
+            format!("{}@{} [{}]", l.protocol.as_str(), addrs.join(","), l.stages)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What every core shares, read-only.
+struct Shared {
+    listeners: Vec<ListenerConfig>,
+    certs: Vec<Arc<ReloadableCert>>,
+    counters: Arc<Counters>,
+    max_connections: usize,
+    drain_timeout: Duration,
+}
+
+async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
+    let CoreCtx {
+        id,
+        driver,
+        cpu,
+        mut mailbox,
+        ..
+    } = ctx;
+    info!(message = "Core started.", core = id, driver = driver.as_str(), cpu = ?cpu);
+    let sockets = match mailbox.recv().await {
+        Some(CoreMsg::Start(s)) => s,
+        _ => return,
+    };
+    let drain = Drain::new();
+    let log = Rc::new(LogLimiter::new(20, Duration::from_secs(1)));
+    let mut conn_ctxs = Vec::with_capacity(shared.listeners.len());
+    for (l, cert) in shared.listeners.iter().zip(&shared.certs) {
+        let tls = match rampart_tls::server_config(cert.clone(), l.protocol.alpn()) {
+            Ok(c) => c,
+            Err(error) => {
+                error!(message = "Cannot build TLS config.", core = id, %error);
+                return;
+            }
+        };
+        let handshake = l
+            .stages
+            .get("handshake")
+            .unwrap_or(rampart_deadline::StageLimit::fixed(Duration::from_secs(10)));
+        let first = l.protocol.first_stage();
+        let first_limit = l
+            .stages
+            .get(first)
+            .unwrap_or(rampart_deadline::StageLimit::fixed(Duration::from_secs(10)));
+        conn_ctxs.push(Rc::new(ConnCtx {
+            protocol: l.protocol,
+            tls,
+            limits: IoLimits {
+                handshake,
+                write_stall: l.write_stall,
+            },
+            first_stage: (first, first_limit),
+            counters: shared.counters.clone(),
+            log: log.clone(),
+            drain: drain.clone(),
+        }));
+    }
+    for (idx, socket) in sockets {
+        let listener = match TcpListener::from_std(socket) {
+            Ok(l) => l,
+            Err(error) => {
+                error!(message = "Cannot register listener.", core = id, %error);
+                return;
+            }
+        };
+        let ctx = conn_ctxs[idx].clone();
+        compio::runtime::spawn(accept_loop(listener, ctx, shared.max_connections)).detach();
+    }
+
+    while let Some(msg) = mailbox.recv().await {
+        if matches!(msg, CoreMsg::Drain) {
+            break;
+        }
+    }
+    drain.start();
+    let live = drain.live();
+    if compio::time::timeout(shared.drain_timeout, drain.idle())
+        .await
+        .is_err()
+    {
+        warn!(
+            message = "Drain timeout; closing remaining connections.",
+            core = id,
+            live = drain.live()
+        );
+    }
+    info!(
+        message = "Core drained.",
+        core = id,
+        connections_at_drain = live
+    );
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Rc<ConnCtx>, max_connections: usize) {
+    loop {
+        let accepted = {
+            let accept = pin!(listener.accept());
+            let drained = pin!(ctx.drain.signaled());
+            match select(accept, drained).await {
+                Either::Left((res, _)) => res,
+                Either::Right(_) => return,
+            }
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                ctx.counters.record(ctx.protocol, Event::Accepted);
+                if ctx.drain.live() >= max_connections {
+                    ctx.counters.record(ctx.protocol, Event::RejectedAtCap);
+                    if let Some(suppressed) = ctx.log.allow(Instant::now()) {
+                        warn!(message = "Connection cap reached; closing new connection.", protocol = ctx.protocol.as_str(), %peer, suppressed);
+                    }
+                    drop(tcp);
+                    continue;
+                }
+                let tracked = ctx.drain.track();
+                let ctx = ctx.clone();
+                compio::runtime::spawn(async move {
+                    let _tracked = tracked;
+                    conn::serve(tcp, peer, ctx).await;
+                })
+                .detach();
+            }
+            Err(error) => {
+                if let Some(suppressed) = ctx.log.allow(Instant::now()) {
+                    warn!(message = "Accept failed.", protocol = ctx.protocol.as_str(), %error, suppressed);
+                }
+                // Out of descriptors or memory: back off instead of spinning.
+                compio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
