@@ -23,6 +23,12 @@ const SOCKET_WAIT: Duration = Duration::from_secs(15);
 
 pub(crate) fn up(config_path: Option<&Path>, config: &Config) -> anyhow::Result<()> {
     let secrets = config.secrets_dir();
+    if !secrets.exists() {
+        bail!(
+            "refusing to start: the secrets directory {} does not exist; run `rampart init` first",
+            secrets.display()
+        );
+    }
     rampart_secrets::check_private(&secrets).with_context(|| {
         format!(
             "refusing to start: the secrets directory {} is not safe",

@@ -72,6 +72,9 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
 
 /// Checks the secrets, opens the socket and serves until SIGTERM or SIGINT.
 pub fn run(config: ControlplaneConfig) -> Result<(), Error> {
+    if !config.secrets_dir.exists() {
+        return Err(Error::NotInitialised(config.secrets_dir));
+    }
     rampart_secrets::check_private(&config.secrets_dir)?;
     let layout = rampart_secrets::Layout::new(&config.secrets_dir);
     if !layout.admin_hash().exists() {
