@@ -444,6 +444,18 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_exactly_the_defaults() {
+        let example = include_str!("../../../deploy/rampart.toml");
+        let parsed = Config::parse(example, "deploy/rampart.toml").unwrap();
+        let defaults = Config::default();
+        assert_eq!(
+            format!("{:?}", parsed.dataplane(true)),
+            format!("{:?}", defaults.dataplane(true))
+        );
+        assert_eq!(format!("{parsed:?}"), format!("{defaults:?}"));
+    }
+
+    #[test]
     fn partial_stage_plans_keep_protocol_defaults() {
         let c = Config::parse(
             "[dataplane.https]\nrequest_read_timeout = \"handshake=5\"\n",

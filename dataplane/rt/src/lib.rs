@@ -195,7 +195,11 @@ impl<M: Send + 'static> Cores<M> {
 /// here, not a log line later.
 pub fn start<M: Send + 'static>(config: &RtConfig, main: CoreMain<M>) -> Result<Cores<M>, RtError> {
     let n = config.cores.get();
-    let cpus = if config.pin { allowed_cpus() } else { Vec::new() };
+    let cpus = if config.pin {
+        allowed_cpus()
+    } else {
+        Vec::new()
+    };
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(usize, Result<Driver, io::Error>)>();
     let mut mailboxes = Vec::with_capacity(n);
     let mut threads = Vec::with_capacity(n);
@@ -296,7 +300,8 @@ pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: `cpu_set_t` is a plain bit set; zeroed is its empty value.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: we pass the size of `set` and a valid pointer to it; pid 0 is the calling thread.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if rc != 0 {
         return Vec::new();
     }

@@ -154,7 +154,14 @@ fn block_io_uring() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: `prog` points at `filter`, both alive for the call; the kernel copies the program.
-    if unsafe { libc::prctl(libc::PR_SET_SECCOMP, 2 /* SECCOMP_MODE_FILTER */, &prog) } != 0 {
+    if unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            2, /* SECCOMP_MODE_FILTER */
+            &prog,
+        )
+    } != 0
+    {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
@@ -189,8 +196,15 @@ fn auto_falls_back_to_poll_where_seccomp_blocks_io_uring() {
 #[test]
 #[ignore = "runs only inside the seccomp child of auto_falls_back_to_poll_where_seccomp_blocks_io_uring"]
 fn child_under_seccomp() {
-    assert_eq!(std::env::var(CHILD_ENV).as_deref(), Ok("1"), "run via the parent test");
-    assert!(!io_uring_usable(), "the seccomp filter did not block io_uring");
+    assert_eq!(
+        std::env::var(CHILD_ENV).as_deref(),
+        Ok("1"),
+        "run via the parent test"
+    );
+    assert!(
+        !io_uring_usable(),
+        "the seccomp filter did not block io_uring"
+    );
     let drivers = echo_roundtrip(DriverChoice::Auto, 2).unwrap();
     assert_eq!(drivers, vec![Driver::Poll; 2]);
     let forced = echo_roundtrip(DriverChoice::IoUring, 1);
