@@ -91,10 +91,8 @@ impl StageLimit {
         max: Option<Duration>,
         min_rate: NonZeroU32,
     ) -> Result<Self, ParseError> {
-        if let Some(max) = max {
-            if max <= timeout {
-                return Err(ParseError::MaxNotAboveTimeout);
-            }
+        if max.is_some_and(|max| max <= timeout) {
+            return Err(ParseError::MaxNotAboveTimeout);
         }
         Ok(Self {
             timeout,
@@ -116,7 +114,11 @@ impl StageLimit {
             if min_rate.is_some() {
                 return Err(ParseError::BadOption);
             }
-            let rate: u32 = val.trim().parse().map_err(|_| ParseError::BadNumber)?;
+            let val = val.trim();
+            if val.is_empty() || !val.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ParseError::BadNumber);
+            }
+            let rate: u32 = val.parse().map_err(|_| ParseError::BadNumber)?;
             min_rate = Some(NonZeroU32::new(rate).ok_or(ParseError::ZeroMinRate)?);
         }
         let (timeout, max) = match times.split_once('-') {

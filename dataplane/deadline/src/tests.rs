@@ -70,6 +70,11 @@ fn rejects_with_apaches_rules() {
         Err(ParseError::BadOption)
     );
     assert_eq!(StageLimit::parse("99999999999"), Err(ParseError::BadNumber));
+    assert_eq!(
+        StageLimit::parse("5,MinRate=+5"),
+        Err(ParseError::BadNumber)
+    );
+    assert_eq!(StageLimit::parse("+5"), Err(ParseError::BadNumber));
 }
 
 #[test]

@@ -1,0 +1,34 @@
+//! Load generator for Rampart.
+//!
+//! One subcommand per kind of load; this milestone has `handshake`: N workers, each on its own
+//! OS thread with blocking sockets, repeatedly connect, complete a full TLS handshake (no
+//! resumption), send close_notify and close. Every operation's latency goes into a per-worker
+//! `hdrhistogram`, merged at the end into a summary table and, with `--json`, a JSON report.
+//! `--sample-rss-pid` follows the server's resident memory while the load runs.
+//!
+//! What it deliberately does not do:
+//! - send load anywhere but this machine: targets must be loopback addresses (`127.0.0.0/8`,
+//!   `::1`, `localhost`), and names are never resolved through DNS;
+//! - run unbounded: every run stops at a duration (default 10 s, at most 1 h) and/or a count;
+//! - use an async runtime: the client side is plain threads, so the figures measure the server.
+
+#![forbid(unsafe_code)]
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
+pub mod cli;
+mod handshake;
+mod report;
+mod rss;
+mod runner;
+
+use cli::{Cli, Command};
+
+/// Runs the selected mode to completion: progress on stderr, summary on stdout.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let command_line: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match cli.command {
+        Command::Handshake(args) => handshake::run(&args, command_line),
+    }
+}
