@@ -409,7 +409,7 @@ fn sighup_reloads_certificates_without_dropping_live_connections() {
         let pem_start = out.find("-----BEGIN CERTIFICATE-----").unwrap();
         let pem_end = out.find("-----END CERTIFICATE-----").unwrap() + 25;
         let (_, pem) =
-            x509_parser::pem::parse_x509_pem(out[pem_start..pem_end].as_bytes()).unwrap();
+            x509_parser::pem::parse_x509_pem(&out.as_bytes()[pem_start..pem_end]).unwrap();
         pem.parse_x509().unwrap().raw_serial().to_vec()
     };
     let before = serial(&s_client(port, &install.ca(), &[]));

@@ -39,10 +39,12 @@ fn echo_roundtrip(driver: DriverChoice, cores: usize) -> Result<Vec<Driver>, RtE
             }
         })
         .collect();
-    let sockets = Arc::new(std::sync::Mutex::new(sockets));
-    #[allow(clippy::disallowed_types)] // test set-up, not the data path
+    let queue = Arc::new(crossbeam_queue::ArrayQueue::new(cores));
+    for s in sockets {
+        queue.push(s).unwrap();
+    }
     let main = Arc::new(move |mut ctx: CoreCtx<()>| -> CoreFuture {
-        let std_listener = sockets.lock().unwrap().pop().unwrap();
+        let std_listener = queue.pop().unwrap();
         Box::pin(async move {
             use compio::io::{AsyncReadExt, AsyncWriteExt};
             let listener = compio::net::TcpListener::from_std(std_listener).unwrap();
