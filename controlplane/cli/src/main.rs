@@ -120,6 +120,15 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
+    if matches!(
+        cli.command,
+        Command::Dataplane(_) | Command::Controlplane(_)
+    ) {
+        if let Err(e) = supervisor::follow_parent() {
+            eprintln!("rampart: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match cli.command {
         Command::Init(args) => init(&config, args),
         Command::Certs(CertsCommand::Install(args)) => install(&config, args),
@@ -138,8 +147,15 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(config: &Config) {
+    // rustls logs what a peer got wrong at warn, unthrottled; our own rate-limited lines report
+    // those outcomes already. Keep rustls quiet unless the operator asks for it by name.
+    let level = if config.log.level.contains("rustls") {
+        config.log.level.clone()
+    } else {
+        format!("{},rustls=error", config.log.level)
+    };
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .or_else(|_| EnvFilter::try_new(&level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

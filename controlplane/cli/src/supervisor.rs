@@ -21,6 +21,26 @@ use crate::config::Config;
 
 const SOCKET_WAIT: Duration = Duration::from_secs(15);
 
+/// Set by `rampart up` in its children: the supervisor's pid.
+const SUPERVISOR_ENV: &str = "RAMPART_SUPERVISOR_PID";
+
+/// In a plane started by `rampart up`: die with the supervisor. Without this, a supervisor
+/// killed by SIGKILL (or the OOM killer) would leave a data plane holding the ports, and a new
+/// `rampart up` would share them with it through SO_REUSEPORT.
+pub(crate) fn follow_parent() -> anyhow::Result<()> {
+    let Ok(pid) = std::env::var(SUPERVISOR_ENV) else {
+        return Ok(());
+    };
+    rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
+        .context("setting the parent-death signal")?;
+    // The supervisor may have died before the call above.
+    let parent = rustix::process::getppid().map(|p| p.as_raw_nonzero().get().to_string());
+    if parent.as_deref() != Some(pid.as_str()) {
+        bail!("the supervisor (pid {pid}) is gone");
+    }
+    Ok(())
+}
+
 pub(crate) fn up(config_path: Option<&Path>, config: &Config) -> anyhow::Result<()> {
     let secrets = config.secrets_dir();
     if !secrets.exists() {
@@ -55,9 +75,11 @@ pub(crate) fn up(config_path: Option<&Path>, config: &Config) -> anyhow::Result<
         .context("installing signal handlers")?;
     let exe = std::env::current_exe().context("locating the rampart binary")?;
     let args = crate::config_args(config_path);
+    let me = std::process::id().to_string();
     let mut control = Command::new(&exe)
         .arg("controlplane")
         .args(&args)
+        .env(SUPERVISOR_ENV, &me)
         // Own process group: a terminal's Ctrl-C reaches only us, and we stop the planes in order.
         .process_group(0)
         .spawn()
@@ -79,6 +101,7 @@ pub(crate) fn up(config_path: Option<&Path>, config: &Config) -> anyhow::Result<
     let mut data = match Command::new(&exe)
         .arg("dataplane")
         .args(&args)
+        .env(SUPERVISOR_ENV, &me)
         .process_group(0)
         .spawn()
     {
@@ -116,8 +139,11 @@ pub(crate) fn up(config_path: Option<&Path>, config: &Config) -> anyhow::Result<
             }
             _ => {
                 info!(message = "Stopping.", signal = sig);
-                stop(&mut data, "data plane", drain);
-                stop(&mut control, "control plane", Duration::from_secs(5));
+                let data_clean = stop(&mut data, "data plane", drain);
+                let control_clean = stop(&mut control, "control plane", Duration::from_secs(5));
+                if !(data_clean && control_clean) {
+                    bail!("a plane did not stop cleanly");
+                }
                 return Ok(());
             }
         }
@@ -131,21 +157,22 @@ fn signal(child: &Child, sig: Signal) {
     }
 }
 
-/// SIGTERM, wait up to `grace`, then SIGKILL.
-fn stop(child: &mut Child, name: &str, grace: Duration) {
-    if matches!(child.try_wait(), Ok(Some(_))) {
-        return;
+/// SIGTERM, wait up to `grace`, then SIGKILL. True when it exited by itself with status 0.
+fn stop(child: &mut Child, name: &str, grace: Duration) -> bool {
+    if let Ok(Some(status)) = child.try_wait() {
+        return status.success();
     }
     signal(child, Signal::TERM);
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
             info!(message = "Stopped.", plane = name, %status);
-            return;
+            return status.success();
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     warn!(message = "Did not stop in time; killing.", plane = name);
     let _ = child.kill();
     let _ = child.wait();
+    false
 }

@@ -664,3 +664,44 @@ fn csr_mode_then_certs_install_serves_the_external_chain() {
     }
     up.stop();
 }
+
+#[test]
+fn planes_die_with_a_killed_supervisor() {
+    let install = Install::new();
+    let up = install.start("up");
+    let log = up.log_text();
+    let pid_of = |key: &str| -> u32 {
+        let at = log
+            .find(key)
+            .unwrap_or_else(|| panic!("{key} not in log:\n{log}"))
+            + key.len();
+        log[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (data, control) = (pid_of("dataplane_pid="), pid_of("controlplane_pid="));
+    // SIGKILL leaves no chance to clean up; the planes must notice on their own.
+    up.signal("KILL");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for pid in [data, control] {
+        while Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "pid {pid} outlived its supervisor"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    for port in install.open_ports() {
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} still open"
+        );
+    }
+}

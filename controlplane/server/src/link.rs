@@ -30,16 +30,20 @@ pub fn serve(listener: UnixListener) {
                     warn!(message = "Too many control links; refusing one.");
                     continue;
                 }
-                let live = live.clone();
-                let _ = std::thread::Builder::new()
+                let slot = live.clone();
+                let spawned = std::thread::Builder::new()
                     .name("rampart-cp-link-conn".into())
                     .spawn(move || {
                         match session(conn) {
                             Ok(()) => info!(message = "Data plane disconnected."),
                             Err(error) => warn!(message = "Control link closed.", %error),
                         }
-                        live.fetch_sub(1, Ordering::AcqRel);
+                        slot.fetch_sub(1, Ordering::AcqRel);
                     });
+                if let Err(error) = spawned {
+                    live.fetch_sub(1, Ordering::AcqRel);
+                    warn!(message = "Cannot start a control link thread.", %error);
+                }
             }
         });
     if let Err(error) = spawned {

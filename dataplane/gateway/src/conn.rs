@@ -134,7 +134,9 @@ pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<ConnCtx>) {
             Some(Ok(_)) => buf.clear(),
             Some(Err(e)) => {
                 ctx.close_with(peer, &e);
-                if matches!(e, ConnError::Timeout(_)) {
+                // After a read timeout the stream is intact: say goodbye properly. After a write
+                // stall a record may be half sent, and the peer is not reading anyway.
+                if matches!(e, ConnError::Timeout(t) if t != Timeout::WriteStall) {
                     stream.shutdown(CLOSE_GRACE).await;
                 }
                 return;

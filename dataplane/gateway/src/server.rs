@@ -132,9 +132,14 @@ pub fn run(config: DataplaneConfig) -> Result<(), Error> {
                     SIGHUP => {
                         reload_certs(&certs);
                     }
-                    _ if draining => {
-                        warn!(message = "Second stop signal; exiting without waiting.");
+                    SIGINT if draining => {
+                        // A second Ctrl-C means "now". A repeated SIGTERM (systemd, the
+                        // supervisor) must not cut the drain short.
+                        warn!(message = "Second interrupt; exiting without waiting.");
                         std::process::exit(1);
+                    }
+                    _ if draining => {
+                        info!(message = "Already draining.", signal = sig);
                     }
                     _ => {
                         info!(message = "Draining.", signal = sig);

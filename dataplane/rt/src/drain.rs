@@ -7,15 +7,19 @@
 //! `Cell`, no atomics, no locks.
 
 use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 #[derive(Debug, Default)]
 struct Inner {
     draining: Cell<bool>,
     live: Cell<usize>,
-    drain_wakers: RefCell<Vec<Waker>>,
+    /// One slot per pending [`Signaled`] future; freed when the future is dropped, so the list
+    /// holds only connections that are waiting now, never every connection ever served.
+    drain_wakers: RefCell<Vec<Option<Waker>>>,
+    free_slots: RefCell<Vec<usize>>,
     idle_wakers: RefCell<Vec<Waker>>,
 }
 
@@ -36,7 +40,14 @@ impl Drain {
         if self.inner.draining.replace(true) {
             return;
         }
-        for w in self.inner.drain_wakers.take() {
+        let wakers: Vec<Waker> = self
+            .inner
+            .drain_wakers
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        for w in wakers {
             w.wake();
         }
     }
@@ -46,19 +57,12 @@ impl Drain {
         self.inner.draining.get()
     }
 
-    /// Resolves once draining started.
-    pub async fn signaled(&self) {
-        poll_fn(|cx| {
-            if self.inner.draining.get() {
-                return Poll::Ready(());
-            }
-            let mut wakers = self.inner.drain_wakers.borrow_mut();
-            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                wakers.push(cx.waker().clone());
-            }
-            Poll::Pending
-        })
-        .await
+    /// Resolves once draining started. Dropping the future releases its waker slot.
+    pub fn signaled(&self) -> Signaled<'_> {
+        Signaled {
+            drain: self,
+            slot: None,
+        }
     }
 
     /// Counts a live connection until the guard is dropped.
@@ -87,6 +91,55 @@ impl Drain {
     }
 }
 
+/// The future of [`Drain::signaled`].
+#[derive(Debug)]
+pub struct Signaled<'a> {
+    drain: &'a Drain,
+    slot: Option<usize>,
+}
+
+impl Future for Signaled<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let inner = &self.drain.inner;
+        if inner.draining.get() {
+            return Poll::Ready(());
+        }
+        let slot = match self.slot {
+            Some(slot) => slot,
+            None => {
+                let mut wakers = inner.drain_wakers.borrow_mut();
+                let slot = inner.free_slots.borrow_mut().pop().unwrap_or_else(|| {
+                    wakers.push(None);
+                    wakers.len() - 1
+                });
+                drop(wakers);
+                self.slot = Some(slot);
+                slot
+            }
+        };
+        let mut wakers = self.drain.inner.drain_wakers.borrow_mut();
+        match &mut wakers[slot] {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            entry => *entry = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Signaled<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            let inner = &self.drain.inner;
+            if let Some(entry) = inner.drain_wakers.borrow_mut().get_mut(slot) {
+                *entry = None;
+            }
+            inner.free_slots.borrow_mut().push(slot);
+        }
+    }
+}
+
 /// A live connection; dropping it decrements the count.
 #[derive(Debug)]
 pub struct Tracked {
@@ -108,6 +161,30 @@ impl Drop for Tracked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropped_waiters_free_their_slots() {
+        let rt = compio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let drain = Drain::new();
+            // Many short-lived waiters, as connections that come and go; each is polled once.
+            for _ in 0..1000 {
+                let fut = drain.signaled();
+                futures_util::pin_mut!(fut);
+                assert!(futures_util::poll!(fut.as_mut()).is_pending());
+            }
+            assert_eq!(drain.inner.drain_wakers.borrow().len(), 1);
+            let a = drain.signaled();
+            let b = drain.signaled();
+            futures_util::pin_mut!(a, b);
+            assert!(futures_util::poll!(a.as_mut()).is_pending());
+            assert!(futures_util::poll!(b.as_mut()).is_pending());
+            assert_eq!(drain.inner.drain_wakers.borrow().len(), 2);
+            drain.start();
+            assert!(futures_util::poll!(a.as_mut()).is_ready());
+            assert!(futures_util::poll!(b.as_mut()).is_ready());
+        });
+    }
 
     #[test]
     fn drain_signals_and_waits_for_live_connections() {

@@ -74,6 +74,9 @@ fn is_peer_io_error(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::TimedOut
+            // rustls reports a peer that overflows its message buffer as InvalidData.
+            | io::ErrorKind::InvalidData
     )
 }
 
@@ -243,7 +246,7 @@ impl TlsStream {
 
     fn feed(&mut self, rd: &mut &[u8]) -> Result<(), ConnError> {
         while !rd.is_empty() {
-            self.tls.read_tls(rd)?;
+            let taken = self.tls.read_tls(rd)?;
             let state = self.tls.process_new_packets()?;
             if state.plaintext_bytes_to_read() > 0 {
                 let start = self.plain.len();
@@ -252,7 +255,14 @@ impl TlsStream {
                 self.tls.reader().read_exact(&mut self.plain[start..])?;
             }
             if state.peer_has_closed() {
+                // Anything after close_notify is ignored (RFC 8446 §6.1); rustls would not take
+                // it anyway, and looping on it would spin the core.
                 self.peer_closed = true;
+                break;
+            }
+            if taken == 0 {
+                // rustls accepted nothing: never loop without progress.
+                break;
             }
         }
         Ok(())

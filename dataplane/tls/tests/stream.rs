@@ -306,3 +306,26 @@ fn reader_that_stops_reading_hits_the_write_stall_deadline() {
     );
     drop(c);
 }
+
+#[test]
+fn bytes_after_close_notify_do_not_spin_the_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let cert = Arc::new(ReloadableCert::load(pki.leaf(dir.path(), "svc", 1)).unwrap());
+    let (addr, rx) = server(cert, limits(5, 5), 1, echo);
+    let mut c = connect(addr, pki.client(&[&rustls::version::TLS13]));
+    roundtrip(&mut c, b"hi");
+    // close_notify and trailing garbage in one TCP segment.
+    c.conn.send_close_notify();
+    let mut wire = Vec::new();
+    while c.conn.wants_write() {
+        c.conn.write_tls(&mut wire).unwrap();
+    }
+    // More than one socket read and more than rustls buffers at once.
+    wire.extend_from_slice(&[0x17; 64 * 1024]);
+    c.sock.write_all(&wire).unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        Ok("Some(TLSv1_3)".into())
+    );
+}
