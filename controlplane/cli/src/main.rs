@@ -120,14 +120,13 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
-    if matches!(
+    let supervised = matches!(
         cli.command,
         Command::Dataplane(_) | Command::Controlplane(_)
-    ) {
-        if let Err(e) = supervisor::follow_parent() {
-            eprintln!("rampart: {e:#}");
-            return ExitCode::FAILURE;
-        }
+    );
+    if let Err(e) = supervised.then(supervisor::follow_parent).transpose() {
+        eprintln!("rampart: {e:#}");
+        return ExitCode::FAILURE;
     }
     let result = match cli.command {
         Command::Init(args) => init(&config, args),
