@@ -203,6 +203,36 @@ pub(crate) struct ListenerSection<P: ProtocolKind> {
     pub(crate) key: Option<PathBuf>,
 }
 
+impl<P: ProtocolKind> ListenerSection<P> {
+    /// The typed listener, or `None` when `listen = []` disables the port.
+    fn listener(&self, layout: &Layout) -> Option<ListenerConfig> {
+        if self.listen.is_empty() {
+            return None;
+        }
+        let service = match P::PROTOCOL {
+            Protocol::Https => rampart_ca::Service::Https,
+            Protocol::Mqtt => rampart_ca::Service::Mqtt,
+            Protocol::Cira => rampart_ca::Service::Cira,
+        };
+        Some(ListenerConfig {
+            protocol: P::PROTOCOL,
+            addrs: self.listen.clone(),
+            cert: CertPaths {
+                cert: self
+                    .cert
+                    .clone()
+                    .unwrap_or_else(|| layout.service_cert(service)),
+                key: self
+                    .key
+                    .clone()
+                    .unwrap_or_else(|| layout.service_key(service)),
+            },
+            stages: self.request_read_timeout.plan.clone(),
+            write_stall: Duration::from_secs(self.write_stall_secs.get()),
+        })
+    }
+}
+
 impl<P: ProtocolKind> Default for ListenerSection<P> {
     fn default() -> Self {
         Self {
@@ -347,59 +377,14 @@ impl Config {
     pub(crate) fn dataplane(&self, with_control_link: bool) -> DataplaneConfig {
         let d = &self.dataplane;
         let layout = Layout::new(self.secrets_dir());
-        let listener = |protocol: Protocol,
-                        listen: &[SocketAddr],
-                        stages: &StagePlan,
-                        stall: NonZeroU64,
-                        cert: &Option<PathBuf>,
-                        key: &Option<PathBuf>| {
-            let service = match protocol {
-                Protocol::Https => rampart_ca::Service::Https,
-                Protocol::Mqtt => rampart_ca::Service::Mqtt,
-                Protocol::Cira => rampart_ca::Service::Cira,
-            };
-            ListenerConfig {
-                protocol,
-                addrs: listen.to_vec(),
-                cert: CertPaths {
-                    cert: cert.clone().unwrap_or_else(|| layout.service_cert(service)),
-                    key: key.clone().unwrap_or_else(|| layout.service_key(service)),
-                },
-                stages: stages.clone(),
-                write_stall: Duration::from_secs(stall.get()),
-            }
-        };
-        let mut listeners = Vec::new();
-        if !d.https.listen.is_empty() {
-            listeners.push(listener(
-                Protocol::Https,
-                &d.https.listen,
-                &d.https.request_read_timeout.plan,
-                d.https.write_stall_secs,
-                &d.https.cert,
-                &d.https.key,
-            ));
-        }
-        if !d.mqtt.listen.is_empty() {
-            listeners.push(listener(
-                Protocol::Mqtt,
-                &d.mqtt.listen,
-                &d.mqtt.request_read_timeout.plan,
-                d.mqtt.write_stall_secs,
-                &d.mqtt.cert,
-                &d.mqtt.key,
-            ));
-        }
-        if !d.cira.listen.is_empty() {
-            listeners.push(listener(
-                Protocol::Cira,
-                &d.cira.listen,
-                &d.cira.request_read_timeout.plan,
-                d.cira.write_stall_secs,
-                &d.cira.cert,
-                &d.cira.key,
-            ));
-        }
+        let listeners = [
+            d.https.listener(&layout),
+            d.mqtt.listener(&layout),
+            d.cira.listener(&layout),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         DataplaneConfig {
             rt: RtConfig {
                 cores: d.cores.unwrap_or_else(rampart_rt::available_cores),

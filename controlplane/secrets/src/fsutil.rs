@@ -22,6 +22,17 @@ pub(crate) enum Placement {
     Replace,
 }
 
+impl Placement {
+    /// `Replace` under `rampart init --force`, `CreateNew` otherwise.
+    pub(crate) fn forced(force: bool) -> Self {
+        if force {
+            Self::Replace
+        } else {
+            Self::CreateNew
+        }
+    }
+}
+
 /// Whether anything (file, directory or symlink, even dangling) exists at `path`.
 pub(crate) fn exists(path: &Path) -> Result<bool, SecretsError> {
     match fs::symlink_metadata(path) {

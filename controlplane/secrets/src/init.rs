@@ -170,11 +170,7 @@ fn init_pki(
         files
     };
 
-    let placement = if opts.force {
-        Placement::Replace
-    } else {
-        Placement::CreateNew
-    };
+    let placement = Placement::forced(opts.force);
     let written = write_all_or_nothing(&files, placement)?;
 
     if opts.force {
@@ -224,23 +220,18 @@ fn write_all_or_nothing(
     Ok(written)
 }
 
+/// The `admin` password: generated, stored only as its Argon2id PHC string, and returned in the
+/// report so that the caller can print it once.
 fn init_admin(layout: &Layout, force: bool, report: &mut InitReport) -> Result<(), SecretsError> {
-    let path = layout.admin_hash();
-    if !force && fsutil::exists(&path)? {
-        report.kept.push(path);
-        return Ok(());
-    }
-    let password = generate::admin_password()?;
-    let mut phc = generate::hash_password(&password)?;
-    phc.push('\n');
-    let placement = if force {
-        Placement::Replace
-    } else {
-        Placement::CreateNew
-    };
-    fsutil::write_private(&path, phc.as_bytes(), placement)?;
-    report.created.push(path);
-    report.admin_password = Some(password);
+    let mut generated = None;
+    put(&layout.admin_hash(), force, report, || {
+        let password = generate::admin_password()?;
+        let mut phc = generate::hash_password(&password)?;
+        phc.push('\n');
+        generated = Some(password);
+        Ok(Zeroizing::new(phc.into_bytes()))
+    })?;
+    report.admin_password = generated;
     Ok(())
 }
 
@@ -256,11 +247,7 @@ fn put(
         return Ok(());
     }
     let contents = make()?;
-    let placement = if force {
-        Placement::Replace
-    } else {
-        Placement::CreateNew
-    };
+    let placement = Placement::forced(force);
     fsutil::write_private(path, &contents, placement)?;
     report.created.push(path.to_owned());
     Ok(())

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rampart_policy::link::{Hello, MAX_LINE, Role, parse_hello};
+use rampart_policy::link::{Hello, Role, read_hello};
 use tracing::{info, warn};
 
 /// Concurrent data-plane links accepted.
@@ -54,23 +54,7 @@ pub fn serve(listener: UnixListener) {
 fn session(mut s: UnixStream) -> Result<(), String> {
     s.set_read_timeout(Some(GREETING_TIMEOUT))
         .map_err(|e| e.to_string())?;
-    let mut buf = Vec::with_capacity(MAX_LINE);
-    let theirs = loop {
-        let mut chunk = [0u8; MAX_LINE];
-        let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("peer closed during greeting".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        match parse_hello(&buf) {
-            Ok(Some((hello, _))) => break hello,
-            Ok(None) => {}
-            Err(e) => return Err(format!("bad greeting: {e}")),
-        }
-    };
-    if theirs.role != Role::DataPlane {
-        return Err("peer is not a data plane".into());
-    }
+    let theirs = read_hello(&mut s, Role::DataPlane).map_err(|e| format!("greeting: {e}"))?;
     let ours = Hello {
         role: Role::ControlPlane,
         generation: 0,

@@ -146,6 +146,20 @@ pub struct ListenerConfig {
     pub write_stall: Duration,
 }
 
+impl ListenerConfig {
+    /// The limit of one of this protocol's stages. The plan is parsed against the protocol's
+    /// specs and so has every stage; a stage missing anyway takes its spec's default.
+    pub fn stage(&self, name: &str) -> StageLimit {
+        self.stages.get(name).unwrap_or_else(|| {
+            let specs = self.protocol.stage_specs();
+            specs
+                .iter()
+                .find(|s| s.name == name)
+                .map_or(HANDSHAKE.default, |s| s.default)
+        })
+    }
+}
+
 /// Everything the data plane needs.
 #[derive(Debug, Clone)]
 pub struct DataplaneConfig {

@@ -23,4 +23,4 @@ pub mod metrics;
 mod server;
 
 pub use config::{DataplaneConfig, ListenerConfig, Protocol};
-pub use server::{Error, Running, run, start};
+pub use server::{Error, run};

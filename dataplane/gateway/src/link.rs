@@ -9,7 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rampart_policy::link::{Hello, MAX_LINE, Role, parse_hello};
+use rampart_policy::link::{Hello, Role, read_hello};
 use tracing::{info, warn};
 
 const GREETING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -59,23 +59,7 @@ fn session(path: &PathBuf) -> Result<Hello, String> {
     };
     s.write_all(ours.encode().as_bytes())
         .map_err(|e| e.to_string())?;
-    let mut buf = Vec::with_capacity(MAX_LINE);
-    let theirs = loop {
-        let mut chunk = [0u8; MAX_LINE];
-        let n = s.read(&mut chunk).map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("control plane closed during greeting".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        match parse_hello(&buf) {
-            Ok(Some((hello, _))) => break hello,
-            Ok(None) => {}
-            Err(e) => return Err(format!("bad greeting: {e}")),
-        }
-    };
-    if theirs.role != Role::ControlPlane {
-        return Err("peer is not a control plane".into());
-    }
+    let theirs = read_hello(&mut s, Role::ControlPlane).map_err(|e| format!("greeting: {e}"))?;
     info!(message = "Control link up.", peer = %theirs);
     s.set_read_timeout(None).map_err(|e| e.to_string())?;
     let mut sink = [0u8; 256];

@@ -61,35 +61,15 @@ enum CoreMsg {
 
 /// A started data plane.
 #[derive(Debug)]
-pub struct Running {
+struct Running {
     cores: Cores<CoreMsg>,
     certs: Vec<(&'static str, Arc<ReloadableCert>)>,
     counters: Arc<Counters>,
 }
 
 impl Running {
-    /// Starts draining every core.
-    pub fn drain(&self) {
-        self.cores.broadcast(|| CoreMsg::Drain);
-    }
-
-    /// Reloads every listener's certificate; failures keep the old one and are logged.
-    pub fn reload(&self) -> usize {
-        reload_certs(&self.certs)
-    }
-
-    /// Connection counters.
-    pub fn counters(&self) -> &Arc<Counters> {
-        &self.counters
-    }
-
-    /// The driver each core runs.
-    pub fn drivers(&self) -> &[Driver] {
-        self.cores.drivers()
-    }
-
     /// Waits for every core to finish its drain.
-    pub fn wait(self) {
+    fn wait(self) {
         let panicked = self.cores.join();
         if panicked > 0 {
             error!(message = "Cores panicked.", count = panicked);
@@ -159,7 +139,7 @@ pub fn run(config: DataplaneConfig) -> Result<(), Error> {
 
 /// Loads certificates, opens every socket, starts the cores. Fails before serving anything if
 /// any part cannot start.
-pub fn start(config: DataplaneConfig) -> Result<Running, Error> {
+fn start(config: DataplaneConfig) -> Result<Running, Error> {
     let counters = Arc::new(Counters::default());
     let mut certs = Vec::new();
     for l in &config.listeners {
@@ -275,23 +255,15 @@ async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
                 return;
             }
         };
-        let handshake = l
-            .stages
-            .get("handshake")
-            .unwrap_or(rampart_deadline::StageLimit::fixed(Duration::from_secs(10)));
         let first = l.protocol.first_stage();
-        let first_limit = l
-            .stages
-            .get(first)
-            .unwrap_or(rampart_deadline::StageLimit::fixed(Duration::from_secs(10)));
         conn_ctxs.push(Rc::new(ConnCtx {
             protocol: l.protocol,
             tls,
             limits: IoLimits {
-                handshake,
+                handshake: l.stage("handshake"),
                 write_stall: l.write_stall,
             },
-            first_stage: (first, first_limit),
+            first_stage: (first, l.stage(first)),
             counters: shared.counters.clone(),
             log: log.clone(),
             drain: drain.clone(),

@@ -4,8 +4,10 @@
 //! control plane and the data plane. The validated policy snapshot (accounts, ACLs, API keys,
 //! device allowlist) arrives over the same link in a later milestone and will live here too.
 //!
-//! What this crate deliberately does not do: I/O. Both planes bring their own sockets; this crate
-//! turns bytes into typed messages and back, with hard size limits, and never panics on input.
+//! What this crate deliberately does not do: own sockets or read the clock. Both planes bring
+//! their own sockets (with their own timeouts); this crate turns bytes into typed messages and
+//! back, with hard size limits, and never panics on input. [`link::read_hello`] reads from any
+//! `std::io::Read` the caller hands it.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]

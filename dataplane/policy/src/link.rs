@@ -11,6 +11,7 @@
 //! the greeting the connection stays open: either side sees the other go away as EOF.
 
 use std::fmt;
+use std::io;
 
 /// The link protocol version this build speaks.
 pub const VERSION: u32 = 1;
@@ -123,6 +124,36 @@ pub fn parse_hello(buf: &[u8]) -> Result<Option<(Hello, usize)>, LinkError> {
     Ok(Some((Hello { role, generation }, end + 1)))
 }
 
+/// Reads one greeting from `r` (a blocking stream with its own read timeout), both planes' way
+/// in. Refuses a greeting from anyone but `expect`. Bytes after the newline are not expected
+/// before our answer and are dropped.
+///
+/// Errors: `UnexpectedEof` if the peer closes first, `InvalidData` (with the [`LinkError`] as
+/// source) for a malformed, oversized or wrong-role greeting, or the reader's own error.
+pub fn read_hello(r: &mut impl io::Read, expect: Role) -> io::Result<Hello> {
+    let mut buf = Vec::with_capacity(MAX_LINE);
+    let mut chunk = [0u8; MAX_LINE];
+    let hello = loop {
+        let n = r.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "peer closed during the greeting",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        match parse_hello(&buf) {
+            Ok(Some((hello, _))) => break hello,
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        }
+    };
+    if hello.role != expect {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, LinkError::Role));
+    }
+    Ok(hello)
+}
+
 fn parse_decimal<T: std::str::FromStr>(s: &str) -> Result<T, LinkError> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(LinkError::Malformed);
@@ -147,6 +178,29 @@ mod tests {
         let mut two = wire.clone().into_bytes();
         two.extend_from_slice(b"extra");
         assert_eq!(parse_hello(&two).unwrap().unwrap().1, wire.len());
+    }
+
+    #[test]
+    fn read_hello_from_a_stream_in_pieces() {
+        struct Trickle<'a>(&'a [u8]);
+        impl io::Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                // One byte per call, the worst split a stream can make.
+                let n = self.0.len().min(1).min(out.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let wire = b"RAMPART-LINK 1 dataplane 7\n";
+        let hello = read_hello(&mut Trickle(wire), Role::DataPlane).unwrap();
+        assert_eq!(hello.generation, 7);
+        let err = read_hello(&mut Trickle(wire), Role::ControlPlane).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let err = read_hello(&mut Trickle(&wire[..10]), Role::DataPlane).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        let err = read_hello(&mut Trickle(&[b'x'; 300]), Role::DataPlane).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]

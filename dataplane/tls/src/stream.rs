@@ -89,15 +89,6 @@ pub struct IoLimits {
     pub write_stall: Duration,
 }
 
-/// Raw byte counts of one connection.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IoStats {
-    /// Bytes read from the socket (ciphertext).
-    pub bytes_in: u64,
-    /// Bytes written to the socket (ciphertext).
-    pub bytes_out: u64,
-}
-
 /// A server-side TLS connection.
 #[derive(Debug)]
 pub struct TlsStream {
@@ -108,7 +99,6 @@ pub struct TlsStream {
     plain: Vec<u8>,
     peer_closed: bool,
     write_clock: WriteClock,
-    stats: IoStats,
 }
 
 impl TlsStream {
@@ -127,7 +117,6 @@ impl TlsStream {
             plain: Vec::new(),
             peer_closed: false,
             write_clock: WriteClock::new(limits.write_stall),
-            stats: IoStats::default(),
         };
         let mut clock = StageClock::start(limits.handshake, Instant::now());
         loop {
@@ -180,17 +169,11 @@ impl TlsStream {
     }
 
     /// Sends close_notify (best effort, within `grace`) and shuts the socket down.
-    pub async fn shutdown(mut self, grace: Duration) -> IoStats {
+    pub async fn shutdown(mut self, grace: Duration) {
         self.tls.send_close_notify();
         self.write_clock = WriteClock::new(grace.min(self.write_clock.stall()));
         let _ = self.flush_tls().await;
         let _ = self.tcp.shutdown().await;
-        self.stats
-    }
-
-    /// Raw byte counts so far.
-    pub fn stats(&self) -> IoStats {
-        self.stats
     }
 
     /// The negotiated protocol version, e.g. `TLSv1_3`.
@@ -231,7 +214,6 @@ impl TlsStream {
             self.read_buf = Some(buf);
             return Ok(false);
         }
-        self.stats.bytes_in += n as u64;
         clock.on_bytes(n);
         let mut rd = &buf[..n];
         let fed = self.feed(&mut rd);
@@ -290,7 +272,6 @@ impl TlsStream {
             if n == 0 {
                 return Err(io::Error::from(io::ErrorKind::WriteZero).into());
             }
-            self.stats.bytes_out += n as u64;
             self.write_clock.on_progress(Instant::now());
             buf.drain(..n);
         }
