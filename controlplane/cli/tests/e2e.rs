@@ -705,3 +705,36 @@ fn planes_die_with_a_killed_supervisor() {
         );
     }
 }
+
+#[test]
+fn per_core_connection_cap_closes_new_connections_at_accept() {
+    // Two cores, one connection each: of three connections, SO_REUSEPORT puts at least two on
+    // one core (pigeonhole), so at least one is over the cap.
+    let install = Install::with(
+        "max_connections_per_core = 1",
+        ["request_read_timeout = \"handshake=30\"", "off", "off"],
+    );
+    let port = install.ports[0];
+    let dp = install.start("dataplane");
+    // `start` probed the port; let those probe connections finish their handshake stage first.
+    std::thread::sleep(Duration::from_millis(200));
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let mut closed = 0;
+    for mut tcp in held.iter() {
+        tcp.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let mut buf = [0u8; 8];
+        match tcp.read(&mut buf) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            Ok(n) => panic!("unexpected {n} bytes"),
+            Err(_) => {} // still open: within the cap, waiting in its handshake stage
+        }
+    }
+    assert!((1..=2).contains(&closed), "closed at accept: {closed}");
+    drop(held);
+    let log = dp.stop();
+    assert!(log.contains("https.rejected_at_cap="), "{log}");
+}
