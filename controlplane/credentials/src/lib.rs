@@ -1,0 +1,2 @@
+//! Credential handling for the control plane (being built).
+#![forbid(unsafe_code)]

@@ -1,0 +1,160 @@
+//! The control plane's store: one [`Store`] trait, two backends chosen by the database URL.
+//!
+//! - `postgres://` / `postgresql://`: PostgreSQL (production), pooled, TLS by rustls, change
+//!   events by `LISTEN/NOTIFY` so every control plane on the database hears every change.
+//! - `sqlite://<path>` (or a bare path): bundled SQLite, the zero-setup default of
+//!   `rampart up`; change events are in-process.
+//!
+//! Every write that changes what the data plane enforces (accounts, ACLs, API keys, devices)
+//! bumps the **policy generation** in the same transaction and announces it on
+//! [`Store::changes`]. Writes that do not (sessions, audit, key last-use, device connection
+//! state) leave it alone.
+//!
+//! The store validates nothing beyond its schema's constraints (uniqueness, foreign keys):
+//! names, GUIDs and topic filters are checked by the API layer before they get here. It never
+//! sees a plaintext secret: credentials arrive as Argon2 PHC strings or keyed digests, AMT
+//! passwords sealed.
+
+#![forbid(unsafe_code)]
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+#![warn(missing_docs)]
+
+pub mod model;
+
+pub use model::*;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The record does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A unique key is taken (account name, API key id, device GUID).
+    #[error("already exists")]
+    Conflict,
+    /// The database URL is malformed or names an unknown scheme.
+    #[error("bad database URL: {0}")]
+    Url(String),
+    /// A migration failed or the database's schema is newer than this build.
+    #[error("migration: {0}")]
+    Migration(String),
+    /// The database failed or is unreachable. The message never contains credentials.
+    #[error("database: {0}")]
+    Backend(String),
+}
+
+/// Result alias.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The store. Blocking: call it from control-plane threads, never from data-plane cores.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Which backend: `"postgres"` or `"sqlite"`.
+    fn backend(&self) -> &'static str;
+
+    /// Checks the database answers (for `/health`).
+    fn ping(&self) -> Result<()>;
+
+    /// The current policy generation.
+    fn generation(&self) -> Result<u64>;
+
+    /// A receiver of policy generations, one message per committed change (from this process
+    /// or, on PostgreSQL, from any process on the same database). Messages may coalesce;
+    /// receivers should re-read [`Store::policy_data`], not count messages.
+    fn changes(&self) -> crossbeam_channel::Receiver<u64>;
+
+    /// Everything the snapshot needs, in one consistent read. `now` decides which API keys
+    /// have expired.
+    fn policy_data(&self, now: Millis) -> Result<PolicyData>;
+
+    // Accounts.
+
+    /// Creates an account. `Conflict` if the name is taken.
+    fn create_account(&self, new: &NewAccount, now: Millis) -> Result<Account>;
+    /// One account by name.
+    fn account(&self, name: &str) -> Result<Account>;
+    /// All accounts, by name.
+    fn list_accounts(&self) -> Result<Vec<Account>>;
+    /// Changes an account.
+    fn update_account(&self, name: &str, update: &AccountUpdate, now: Millis) -> Result<Account>;
+    /// Deletes an account with its ACL rules and sessions (API keys it created stay, attributed).
+    fn delete_account(&self, name: &str) -> Result<()>;
+
+    // ACLs.
+
+    /// Adds a rule. A `User` subject must name an existing account (`NotFound` otherwise).
+    fn add_acl(&self, new: &NewAclRule, now: Millis) -> Result<AclRule>;
+    /// All rules, by id.
+    fn list_acls(&self) -> Result<Vec<AclRule>>;
+    /// Deletes a rule.
+    fn delete_acl(&self, id: i64) -> Result<()>;
+
+    // API keys.
+
+    /// Records a new key. `Conflict` if the key id is taken.
+    fn create_api_key(&self, new: &NewApiKey, now: Millis) -> Result<ApiKey>;
+    /// One key by its public id (revoked and expired keys included: the caller decides).
+    fn api_key(&self, key_id: &str) -> Result<ApiKey>;
+    /// All keys, by id.
+    fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
+    /// Revokes a key by store id. Revoking a revoked key is `Ok` and keeps the first time.
+    fn revoke_api_key(&self, id: i64, now: Millis) -> Result<ApiKey>;
+    /// Records use of a key (does not bump the generation).
+    fn touch_api_key(&self, key_id: &str, now: Millis) -> Result<()>;
+
+    // Devices.
+
+    /// Creates a device. `Conflict` if the GUID is on the list already.
+    fn create_device(&self, new: &NewDevice, now: Millis) -> Result<Device>;
+    /// One device by GUID.
+    fn device(&self, guid: &str) -> Result<Device>;
+    /// Devices matching `query`, by GUID, and the number matching before paging.
+    fn list_devices(&self, query: &DeviceQuery) -> Result<(Vec<Device>, u64)>;
+    /// Distinct tags of all devices, sorted.
+    fn device_tags(&self) -> Result<Vec<String>>;
+    /// Changes a device.
+    fn update_device(&self, guid: &str, update: &DeviceUpdate, now: Millis) -> Result<Device>;
+    /// Removes a device from the allowlist.
+    fn delete_device(&self, guid: &str) -> Result<()>;
+    /// Records connection state (does not bump the generation).
+    fn set_device_connection(&self, guid: &str, connection: &DeviceConnection) -> Result<()>;
+
+    // Sessions.
+
+    /// Stores a session.
+    fn create_session(&self, session: &Session) -> Result<()>;
+    /// One session by token digest (expired ones included: the caller decides).
+    fn session(&self, token_digest: &[u8; 32]) -> Result<Session>;
+    /// Deletes one session.
+    fn delete_session(&self, token_digest: &[u8; 32]) -> Result<()>;
+    /// Deletes sessions that expired before `now`; returns how many.
+    fn purge_sessions(&self, now: Millis) -> Result<u64>;
+
+    // Audit.
+
+    /// Appends a record; returns it with its id.
+    fn append_audit(&self, event: &AuditEvent) -> Result<AuditEvent>;
+    /// Records matching `query`, newest first.
+    fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>>;
+}
+
+/// Opens the store a URL names, runs its migrations, and returns it.
+///
+/// `postgres://` and `postgresql://` select PostgreSQL; `sqlite://PATH` or `sqlite:PATH`
+/// select SQLite (a relative PATH is relative to the working directory). PostgreSQL uses TLS
+/// when the URL says `sslmode=require` (verified against `tls_ca`, or the system roots).
+pub fn open(url: &str, options: &OpenOptions) -> Result<std::sync::Arc<dyn Store>> {
+    let _ = (url, options);
+    Err(StoreError::Url("not built yet".into()))
+}
+
+/// Options for [`open`].
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// PEM file of the CA that signs the PostgreSQL server's certificate (for `sslmode=require`).
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Password to use when the URL has none (read from the secrets directory's `dbpass`).
+    pub password: Option<String>,
+    /// Pool size (PostgreSQL).
+    pub pool_size: u32,
+}
