@@ -4,6 +4,7 @@ use std::io;
 use std::path::PathBuf;
 
 use rampart_ca::{CaError, Service};
+use rampart_credentials::{PasswordError, RandomError};
 
 /// Everything that can go wrong with the secrets directory.
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +64,20 @@ pub enum SecretsError {
         path: PathBuf,
     },
     /// The operating system's random number generator failed.
-    #[error("the operating system random number generator failed: {0}")]
-    Random(getrandom::Error),
+    #[error(transparent)]
+    Random(#[from] RandomError),
     /// Hashing the admin password failed.
     #[error("hashing the admin password failed: {0}")]
-    PasswordHash(argon2::password_hash::Error),
+    PasswordHash(PasswordError),
+    /// A key file (`master.key`, `credential.key`) is not standard base64 of 32 bytes.
+    #[error("{path} is not a valid key file: {reason}")]
+    InvalidKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong, without quoting the content.
+        reason: &'static str,
+    },
+
     /// The database password given by the caller cannot be stored.
     #[error("the database password {reason}")]
     InvalidDbPassword {

@@ -140,6 +140,17 @@ pub(crate) fn remove_if_exists(path: &Path) -> Result<bool, SecretsError> {
 
 /// Reads at most [`READ_LIMIT`] bytes into a zeroizing buffer.
 pub(crate) fn read_private(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
+    read_limited(path, false)
+}
+
+/// Like [`read_private`], and refuses a file that is not a regular file or that group or
+/// others can access. The mode is checked on the opened descriptor, so the file read is the
+/// file checked.
+pub(crate) fn read_private_strict(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
+    read_limited(path, true)
+}
+
+fn read_limited(path: &Path, strict: bool) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
     let file = File::open(path).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
             SecretsError::Missing {
@@ -149,10 +160,23 @@ pub(crate) fn read_private(path: &Path) -> Result<Zeroizing<Vec<u8>>, SecretsErr
             SecretsError::io("open", path)(e)
         }
     })?;
-    let len = file
-        .metadata()
-        .map_err(SecretsError::io("inspect", path))?
-        .len();
+    let meta = file.metadata().map_err(SecretsError::io("inspect", path))?;
+    if strict {
+        if !meta.is_file() {
+            return Err(SecretsError::io("read", path)(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(SecretsError::LoosePermissions {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+    }
+    let len = meta.len();
     if len > READ_LIMIT {
         return Err(SecretsError::TooLarge {
             path: path.to_owned(),
@@ -207,8 +231,7 @@ fn temp_path(path: &Path) -> Result<PathBuf, SecretsError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut suffix = [0u8; 8];
-    getrandom::fill(&mut suffix).map_err(SecretsError::Random)?;
+    let suffix = rampart_credentials::generate::random_bytes::<8>()?;
     let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
     Ok(path.with_file_name(format!(".{name}.tmp-{hex}")))
 }
@@ -265,6 +288,25 @@ mod tests {
         assert!(matches!(
             err,
             SecretsError::LoosePermissions { mode: 0o750, .. }
+        ));
+    }
+
+    #[test]
+    fn strict_reads_refuse_loose_files_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        write_private(&path, b"k", Placement::CreateNew).unwrap();
+        assert_eq!(&read_private_strict(&path).unwrap()[..], b"k");
+        fs::set_permissions(&path, Permissions::from_mode(0o604)).unwrap();
+        assert!(matches!(
+            read_private_strict(&path),
+            Err(SecretsError::LoosePermissions { mode: 0o604, .. })
+        ));
+        // The lenient reader (for certificates given by the operator) does not care.
+        assert_eq!(&read_private(&path).unwrap()[..], b"k");
+        assert!(matches!(
+            read_private_strict(dir.path()),
+            Err(SecretsError::Io { op: "read", .. })
         ));
     }
 

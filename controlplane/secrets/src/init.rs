@@ -25,6 +25,11 @@ pub struct InitOptions {
     /// certificates.
     pub csr: bool,
     /// Regenerate everything, replacing existing secrets (a new admin password is returned).
+    ///
+    /// Except `master.key` and `credential.key`: they protect data, not access (AMT passwords
+    /// sealed in the database, the digests of every machine credential and API key), and
+    /// replacing them would destroy that data. They are created when missing and otherwise
+    /// always kept.
     pub force: bool,
     /// The database password to store (the guide's `DBPASS`); generated if `None`. Ignored if
     /// `dbpass` already exists and `force` is off.
@@ -99,6 +104,13 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, SecretsError> {
         let key = generate::session_key()?;
         Ok(Zeroizing::new(key.as_bytes().to_vec()))
     })?;
+    for path in layout.key_files() {
+        // Never forced: see `InitOptions::force`.
+        put(&path, false, &mut report, || {
+            let key = generate::key32()?;
+            Ok(Zeroizing::new(key.as_bytes().to_vec()))
+        })?;
+    }
     put(&layout.db_password(), opts.force, &mut report, || {
         let password = match &opts.db_password {
             Some(given) => given.clone(),

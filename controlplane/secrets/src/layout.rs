@@ -76,6 +76,21 @@ impl Layout {
         self.root.join("dbpass")
     }
 
+    /// `master.key`: the master key (KEK) for locally sealed secrets, 32 bytes in base64.
+    pub fn master_key(&self) -> PathBuf {
+        self.root.join("master.key")
+    }
+
+    /// `credential.key`: the HMAC key for machine-credential digests, 32 bytes in base64.
+    pub fn credential_key(&self) -> PathBuf {
+        self.root.join("credential.key")
+    }
+
+    /// Every 32-byte key file, in the order `init` writes them.
+    pub fn key_files(&self) -> [PathBuf; 2] {
+        [self.master_key(), self.credential_key()]
+    }
+
     /// `<account>.auth`: a service account's credentials.
     pub fn auth_file(&self, account: ServiceAccount) -> PathBuf {
         self.root.join(account.file_name())
@@ -156,6 +171,12 @@ mod tests {
         assert_eq!(layout.admin_hash(), Path::new("/s/admin.argon2"));
         assert_eq!(layout.session_key(), Path::new("/s/session.key"));
         assert_eq!(layout.db_password(), Path::new("/s/dbpass"));
+        assert_eq!(layout.master_key(), Path::new("/s/master.key"));
+        assert_eq!(layout.credential_key(), Path::new("/s/credential.key"));
+        assert_eq!(
+            layout.key_files(),
+            [layout.master_key(), layout.credential_key()]
+        );
         assert_eq!(
             layout.auth_file(ServiceAccount::Browser),
             Path::new("/s/browser.auth")

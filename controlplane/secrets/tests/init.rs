@@ -10,7 +10,10 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
 use common::*;
 use rampart_ca::{CertPass, Service};
-use rampart_secrets::{Layout, SecretsError, ServiceAccount, check_private, init, read_auth_file};
+use rampart_secrets::{
+    Layout, SecretsError, ServiceAccount, check_private, ensure_keys, init, read_auth_file,
+    read_key32,
+};
 
 #[test]
 fn self_signed_certificates_verify_with_openssl() {
@@ -171,9 +174,10 @@ fn every_directory_is_0700_and_every_file_0600() {
             files += 1;
         }
     });
-    // ca.pem, ca.key, 4 x (pem, key), admin.argon2, session.key, dbpass, 3 x auth.
-    assert_eq!(files, 16);
-    assert_eq!(report.created.len(), 16);
+    // ca.pem, ca.key, 4 x (pem, key), admin.argon2, session.key, master.key, credential.key,
+    // dbpass, 3 x auth.
+    assert_eq!(files, 18);
+    assert_eq!(report.created.len(), 18);
     assert!(report.kept.is_empty());
     check_private(&dir).unwrap();
 }
@@ -422,4 +426,78 @@ fn every_file_private(dir: &std::path::Path) {
 
 fn path_str_owned(path: &std::path::Path) -> String {
     path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn key_files_are_32_random_bytes_and_load() {
+    let (_tmp, dir) = secrets_dir();
+    let report = init_ok(&options(&dir));
+    let layout = Layout::new(&dir);
+    for path in [layout.master_key(), layout.credential_key()] {
+        assert!(report.created.contains(&path), "{}", path.display());
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with('\n') && text.len() == 45, "{text:?}");
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(text.trim_end())
+            .unwrap();
+        assert_eq!(&raw[..], &read_key32(&path).unwrap()[..]);
+    }
+    assert_ne!(
+        *read_key32(&layout.master_key()).unwrap(),
+        *read_key32(&layout.credential_key()).unwrap()
+    );
+
+    // The master key opens what it sealed, through rampart-credentials.
+    let kek = rampart_credentials::Kek::from_bytes(&read_key32(&layout.master_key()).unwrap());
+    let blob = rampart_credentials::envelope::seal(&kek, "device:x:amt_password", b"pw").unwrap();
+    let again = rampart_credentials::Kek::from_bytes(&read_key32(&layout.master_key()).unwrap());
+    assert_eq!(
+        &rampart_credentials::envelope::open(&again, "device:x:amt_password", &blob).unwrap()[..],
+        b"pw"
+    );
+
+    // A second init keeps them; --force replaces them.
+    let before = fs::read(layout.master_key()).unwrap();
+    init_ok(&options(&dir));
+    assert_eq!(fs::read(layout.master_key()).unwrap(), before);
+    let mut opts = options(&dir);
+    opts.force = true;
+    init_ok(&opts);
+    assert_ne!(fs::read(layout.master_key()).unwrap(), before);
+}
+
+#[test]
+fn installations_from_before_the_key_files_get_them_at_start() {
+    let (_tmp, dir) = secrets_dir();
+    init_ok(&options(&dir));
+    let layout = Layout::new(&dir);
+    // What an older `rampart init` left behind.
+    fs::remove_file(layout.master_key()).unwrap();
+    fs::remove_file(layout.credential_key()).unwrap();
+    let before = snapshot(&dir);
+
+    let created = ensure_keys(&layout).unwrap();
+    assert_eq!(created, vec![layout.master_key(), layout.credential_key()]);
+    read_key32(&layout.master_key()).unwrap();
+    read_key32(&layout.credential_key()).unwrap();
+    // Nothing else was touched, and a second call does nothing.
+    let after = snapshot(&dir);
+    for (path, bytes) in &before {
+        assert_eq!(after.get(path), Some(bytes), "{}", path.display());
+    }
+    let master = fs::read(layout.master_key()).unwrap();
+    assert!(ensure_keys(&layout).unwrap().is_empty());
+    assert_eq!(fs::read(layout.master_key()).unwrap(), master);
+    every_file_private(&dir);
+    check_private(&dir).unwrap();
+
+    // An existing, loose key file is reported when loading, not silently fixed or replaced.
+    fs::set_permissions(layout.master_key(), Permissions::from_mode(0o644)).unwrap();
+    assert!(ensure_keys(&layout).is_err());
+    assert!(matches!(
+        read_key32(&layout.master_key()),
+        Err(SecretsError::LoosePermissions { mode: 0o644, .. })
+    ));
+    assert_eq!(fs::read(layout.master_key()).unwrap(), master);
 }

@@ -2,7 +2,7 @@
 //!
 //! - `postgres://` / `postgresql://`: PostgreSQL (production), pooled, TLS by rustls, change
 //!   events by `LISTEN/NOTIFY` so every control plane on the database hears every change.
-//! - `sqlite://<path>` (or a bare path): bundled SQLite, the zero-setup default of
+//! - `sqlite://<path>` or `sqlite:<path>`: bundled SQLite, the zero-setup default of
 //!   `rampart up`; change events are in-process.
 //!
 //! Every write that changes what the data plane enforces (accounts, ACLs, API keys, devices)
@@ -14,12 +14,33 @@
 //! names, GUIDs and topic filters are checked by the API layer before they get here. It never
 //! sees a plaintext secret: credentials arrive as Argon2 PHC strings or keyed digests, AMT
 //! passwords sealed.
+//!
+//! # Design
+//!
+//! Both backends share one implementation of the trait (`sql.rs`): each query is written once
+//! in SQL that PostgreSQL and SQLite both accept, with every value bound as a parameter. A
+//! backend supplies only transactions, error mapping (unique violation → [`StoreError::Conflict`],
+//! foreign-key violation → [`StoreError::NotFound`]) and change events. Rows are decoded
+//! defensively: a value the model cannot represent (an unknown enum spelling, a digest of the
+//! wrong length) is a [`StoreError::Backend`] naming the table and column, never a panic.
+//!
+//! Migrations are hand-written rather than `refinery`: the runner is ~60 lines, the two
+//! backends need different locks around it (`pg_advisory_xact_lock`, `BEGIN IMMEDIATE`) and
+//! a "schema newer than this build" refusal, and refinery's `rusqlite` feature pins rusqlite
+//! versions apart from ours. The SQL lives in `migrations/{postgres,sqlite}/V<n>__<name>.sql`.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 #![warn(missing_docs)]
 
 pub mod model;
+
+mod events;
+mod migrate;
+mod pg;
+mod row;
+mod sql;
+mod sqlite;
 
 pub use model::*;
 
@@ -142,10 +163,59 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 ///
 /// `postgres://` and `postgresql://` select PostgreSQL; `sqlite://PATH` or `sqlite:PATH`
 /// select SQLite (a relative PATH is relative to the working directory). PostgreSQL uses TLS
-/// when the URL says `sslmode=require` (verified against `tls_ca`, or the system roots).
+/// when the URL says `sslmode=require` (verified against `tls_ca`, or without one the Mozilla
+/// roots bundled by `webpki-roots`).
+///
+/// SQLite creates the file (mode 0600) and its parent directory (0700) if they are missing.
+/// Errors never contain the URL's password.
 pub fn open(url: &str, options: &OpenOptions) -> Result<std::sync::Arc<dyn Store>> {
-    let _ = (url, options);
-    Err(StoreError::Url("not built yet".into()))
+    match scheme(url) {
+        Some(Scheme::Postgres) => Ok(std::sync::Arc::new(sql::SqlStore::new(pg::open(
+            url, options,
+        )?))),
+        Some(Scheme::Sqlite(path)) => {
+            if path.is_empty() {
+                return Err(StoreError::Url(
+                    "sqlite URL has no path: use sqlite://PATH or sqlite:PATH".into(),
+                ));
+            }
+            if path == ":memory:" || path.contains('?') {
+                // Each pooled connection would get its own in-memory database; and SQLite
+                // options are not taken from the URL (the store sets them itself).
+                return Err(StoreError::Url(
+                    "sqlite URL must name a file, without ?options (in-memory databases are \
+                     not supported)"
+                        .into(),
+                ));
+            }
+            Ok(std::sync::Arc::new(sql::SqlStore::new(sqlite::open(path)?)))
+        }
+        None => {
+            // Only the scheme is shown: the rest may hold a password.
+            let shown = url.split_once(':').map_or("(none)", |(s, _)| s);
+            let shown: String = shown.chars().take(20).collect();
+            Err(StoreError::Url(format!(
+                "unknown database URL scheme {shown:?}: use postgres://, postgresql://, \
+                 sqlite://PATH or sqlite:PATH"
+            )))
+        }
+    }
+}
+
+enum Scheme<'a> {
+    Postgres,
+    Sqlite(&'a str),
+}
+
+fn scheme(url: &str) -> Option<Scheme<'_>> {
+    let (scheme, rest) = url.split_once(':')?;
+    if scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql") {
+        return rest.starts_with("//").then_some(Scheme::Postgres);
+    }
+    if scheme.eq_ignore_ascii_case("sqlite") {
+        return Some(Scheme::Sqlite(rest.strip_prefix("//").unwrap_or(rest)));
+    }
+    None
 }
 
 /// Options for [`open`].
@@ -157,4 +227,57 @@ pub struct OpenOptions {
     pub password: Option<String>,
     /// Pool size (PostgreSQL).
     pub pool_size: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_schemes_are_refused_without_echoing_secrets() {
+        for url in [
+            "mysql://root:hunter2@db/x",
+            "hunter2",
+            "/var/lib/rampart/db.sqlite3",
+            "postgres:hunter2",
+        ] {
+            let e = open(url, &OpenOptions::default()).unwrap_err();
+            assert!(matches!(e, StoreError::Url(_)), "{url}: {e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        for url in [
+            "sqlite://",
+            "sqlite::memory:",
+            "sqlite://db.sqlite3?mode=rwc",
+        ] {
+            assert!(
+                matches!(open(url, &OpenOptions::default()), Err(StoreError::Url(_))),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        assert!(matches!(
+            scheme("sqlite:///abs/db"),
+            Some(Scheme::Sqlite("/abs/db"))
+        ));
+        assert!(matches!(
+            scheme("sqlite://rel/db"),
+            Some(Scheme::Sqlite("rel/db"))
+        ));
+        assert!(matches!(
+            scheme("sqlite:rel/db"),
+            Some(Scheme::Sqlite("rel/db"))
+        ));
+        assert!(matches!(
+            scheme("SQLite:/abs"),
+            Some(Scheme::Sqlite("/abs"))
+        ));
+        assert!(matches!(
+            scheme("postgresql://h/db"),
+            Some(Scheme::Postgres)
+        ));
+    }
 }
