@@ -7,7 +7,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::num::{NonZeroU16, NonZeroU64, NonZeroUsize};
+use std::num::{NonZeroU16, NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -100,11 +100,71 @@ pub(crate) enum LogFormat {
 }
 
 /// `[controlplane]`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct ControlplaneSection {
-    /// The internal Unix socket. Default `<data_dir>/run/control.sock`.
+    /// The control link's Unix socket (data plane to control plane). Default
+    /// `<data_dir>/run/control.sock`.
     pub(crate) socket: Option<PathBuf>,
+    /// The REST API's Unix socket, which the HTTPS front proxies `/api/` to. Default
+    /// `<data_dir>/run/api.sock`.
+    pub(crate) api_socket: Option<PathBuf>,
+    /// The admin socket for the local `rampart` CLI. Default `<data_dir>/run/admin.sock`.
+    pub(crate) admin_socket: Option<PathBuf>,
+    /// The database: `postgres://user@host/db?sslmode=require` or `sqlite://PATH`. Default
+    /// `sqlite://<data_dir>/rampart.db`. A PostgreSQL URL without a password uses the secrets
+    /// directory's `dbpass`.
+    pub(crate) database_url: Option<String>,
+    /// PEM CA that signs the PostgreSQL server's certificate (with `sslmode=require`).
+    pub(crate) database_tls_ca: Option<PathBuf>,
+    /// PostgreSQL connections in the pool. Default 8.
+    pub(crate) database_pool_size: NonZeroU32,
+    /// Where audit lines go besides the database: a file path, `-` for standard output, `off`.
+    /// Default `<data_dir>/audit.log`.
+    pub(crate) audit_log: Option<String>,
+    /// Web session lifetime in seconds. Default 28800 (8 hours).
+    pub(crate) session_ttl_secs: NonZeroU64,
+    /// Keep AMT passwords in HashiCorp Vault (KV v2) instead of sealed in the database.
+    pub(crate) vault: Option<VaultSection>,
+}
+
+impl Default for ControlplaneSection {
+    fn default() -> Self {
+        ControlplaneSection {
+            socket: None,
+            api_socket: None,
+            admin_socket: None,
+            database_url: None,
+            database_tls_ca: None,
+            database_pool_size: NonZeroU32::new(8).expect("8 is not zero"),
+            audit_log: None,
+            session_ttl_secs: NonZeroU64::new(8 * 3600).expect("not zero"),
+            vault: None,
+        }
+    }
+}
+
+/// `[controlplane.vault]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VaultSection {
+    /// `https://vault.example:8200` (`http://` only on loopback).
+    pub(crate) address: String,
+    /// KV v2 path prefix, MPS's default `secret/data/`.
+    #[serde(default = "default_secrets_path")]
+    pub(crate) secrets_path: String,
+    /// File holding the Vault token (0600).
+    pub(crate) token_file: PathBuf,
+    /// PEM CA of the Vault server.
+    #[serde(default)]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Vault Enterprise namespace.
+    #[serde(default)]
+    pub(crate) namespace: Option<String>,
+}
+
+fn default_secrets_path() -> String {
+    "secret/data/".into()
 }
 
 /// `[dataplane]`
@@ -364,11 +424,44 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("run").join("control.sock"))
     }
 
+    /// The admin socket the CLI talks to.
+    pub(crate) fn admin_socket(&self) -> PathBuf {
+        self.controlplane
+            .admin_socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("run").join("admin.sock"))
+    }
+
     /// The control plane's typed configuration.
     pub(crate) fn controlplane(&self) -> rampart_controlplane::ControlplaneConfig {
+        let c = &self.controlplane;
+        let run = self.data_dir.join("run");
         rampart_controlplane::ControlplaneConfig {
             secrets_dir: self.secrets_dir(),
             socket: self.control_socket(),
+            api_socket: c.api_socket.clone().unwrap_or_else(|| run.join("api.sock")),
+            admin_socket: self.admin_socket(),
+            database_url: c.database_url.clone().unwrap_or_else(|| {
+                format!("sqlite://{}", self.data_dir.join("rampart.db").display())
+            }),
+            database_tls_ca: c.database_tls_ca.clone(),
+            database_pool_size: c.database_pool_size.get(),
+            audit: rampart_controlplane::AuditSink::parse(
+                c.audit_log
+                    .as_deref()
+                    .unwrap_or(&self.data_dir.join("audit.log").display().to_string()),
+            ),
+            session_ttl: Duration::from_secs(c.session_ttl_secs.get()),
+            vault: c
+                .vault
+                .as_ref()
+                .map(|v| rampart_controlplane::VaultSettings {
+                    address: v.address.clone(),
+                    secrets_path: v.secrets_path.clone(),
+                    token_file: v.token_file.clone(),
+                    ca_file: v.ca_file.clone(),
+                    namespace: v.namespace.clone(),
+                }),
         }
     }
 

@@ -13,6 +13,8 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod admin;
+mod client;
 mod config;
 mod supervisor;
 
@@ -50,12 +52,38 @@ enum Command {
     Dataplane(ConfigArg),
     /// Run the control plane alone.
     Controlplane(ConfigArg),
+    /// Accounts: human users and service accounts.
+    User(AdminCmd<admin::UserCommand>),
+    /// MQTT topic ACL rules.
+    Acl(AdminCmd<admin::AclCommand>),
+    /// REST API keys.
+    Apikey(AdminCmd<admin::ApikeyCommand>),
+    /// The AMT device allowlist.
+    Device(AdminCmd<admin::DeviceCommand>),
+    /// Read the audit log.
+    Audit {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        args: admin::AuditArgs,
+    },
+    /// Policy generation and data-plane status.
+    Status(ConfigArg),
+}
+
+/// An admin command run against the control plane's admin socket.
+#[derive(Debug, Args)]
+struct AdminCmd<T: Subcommand> {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(subcommand)]
+    command: T,
 }
 
 #[derive(Debug, Args)]
 struct ConfigArg {
     /// The configuration file (TOML). Without it, the embedded defaults apply.
-    #[arg(long, short, env = "RAMPART_CONFIG")]
+    #[arg(long, short, env = "RAMPART_CONFIG", global = true)]
     config: Option<PathBuf>,
 }
 
@@ -111,6 +139,11 @@ fn main() -> ExitCode {
         Command::Init(a) => a.config.config.clone(),
         Command::Certs(CertsCommand::Install(a)) => a.config.config.clone(),
         Command::Up(a) | Command::Dataplane(a) | Command::Controlplane(a) => a.config.clone(),
+        Command::User(a) => a.config.config.clone(),
+        Command::Acl(a) => a.config.config.clone(),
+        Command::Apikey(a) => a.config.config.clone(),
+        Command::Device(a) => a.config.config.clone(),
+        Command::Audit { config, .. } | Command::Status(config) => config.config.clone(),
     };
     let config = match Config::load(config_path.as_deref()) {
         Ok(c) => c,
@@ -135,6 +168,12 @@ fn main() -> ExitCode {
         Command::Dataplane(_) => dataplane(&config),
         Command::Controlplane(_) => rampart_controlplane::run(config.controlplane())
             .map_err(|e| anyhow::anyhow!("control plane: {e}")),
+        Command::User(a) => admin::user(&config.admin_socket(), a.command),
+        Command::Acl(a) => admin::acl(&config.admin_socket(), a.command),
+        Command::Apikey(a) => admin::apikey(&config.admin_socket(), a.command),
+        Command::Device(a) => admin::device(&config.admin_socket(), a.command),
+        Command::Audit { args, .. } => admin::audit(&config.admin_socket(), args),
+        Command::Status(_) => admin::status(&config.admin_socket()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,7 +20,9 @@ pub mod config;
 mod conn;
 pub mod link;
 pub mod metrics;
+pub mod policy;
 mod server;
 
 pub use config::{DataplaneConfig, ListenerConfig, Protocol};
+pub use policy::PolicyHandle;
 pub use server::{Error, run};

@@ -19,6 +19,7 @@ use crate::config::{DataplaneConfig, ListenerConfig};
 use crate::conn::{self, ConnCtx};
 use crate::link;
 use crate::metrics::{Counters, Event, LogLimiter};
+use crate::policy::PolicyHandle;
 
 /// Why the data plane could not start.
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +171,10 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         }
     }
 
+    // Filled by the control link thread; read by the cores.
+    let policy = PolicyHandle::new();
     let shared = Arc::new(Shared {
+        policy: policy.clone(),
         listeners: config.listeners.clone(),
         certs: certs.iter().map(|(_, c)| c.clone()).collect(),
         counters: counters.clone(),
@@ -202,7 +206,7 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         listeners = listener_summary(&config.listeners)
     );
     if let Some(path) = config.control_socket.clone() {
-        link::spawn(path);
+        link::spawn(path, policy);
     }
     Ok(Running {
         cores,
@@ -224,6 +228,9 @@ fn listener_summary(listeners: &[ListenerConfig]) -> String {
 
 /// What every core shares, read-only.
 struct Shared {
+    /// The policy in force (accounts, ACLs, API keys, devices).
+    #[allow(dead_code)] // Read by the MQTT broker, HTTPS front and CIRA server as they land.
+    policy: PolicyHandle,
     listeners: Vec<ListenerConfig>,
     certs: Vec<Arc<ReloadableCert>>,
     counters: Arc<Counters>,

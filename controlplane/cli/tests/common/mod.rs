@@ -1,0 +1,209 @@
+//! The harness shared by the binary's integration tests: an installation in a temp dir made by
+//! the real `rampart init`, and a running `rampart` process that is killed on drop.
+
+// Each test binary uses a different part of the harness.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rampart");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One installation in a temp dir.
+pub struct Install {
+    pub dir: tempfile::TempDir,
+    pub ports: [u16; 3],
+    pub enabled: [bool; 3],
+    /// What `rampart init` printed (it holds the admin password, shown once).
+    pub init_output: String,
+}
+
+impl Install {
+    /// `rampart init --ip-san 127.0.0.1` with the embedded defaults on free loopback ports.
+    pub fn new() -> Self {
+        Self::with("", ["", "", ""])
+    }
+
+    /// Like [`Install::new`], with extra `[dataplane]` lines and extra lines per listener
+    /// (https, mqtt, cira); a listener whose extra text is `off` is disabled.
+    pub fn with(dataplane: &str, listeners: [&str; 3]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = [free_port(), free_port(), free_port()];
+        let mut config = format!(
+            "data_dir = \"{}\"\n[log]\nlevel = \"debug\"\n\
+             [dataplane]\ncores = 2\ndrain_timeout_secs = 5\n{dataplane}\n",
+            dir.path().join("var").display(),
+        );
+        for ((name, port), extra) in ["https", "mqtt", "cira"].iter().zip(ports).zip(listeners) {
+            if extra == "off" {
+                config.push_str(&format!("[dataplane.{name}]\nlisten = []\n"));
+            } else {
+                config.push_str(&format!(
+                    "[dataplane.{name}]\nlisten = [\"127.0.0.1:{port}\"]\n{extra}\n"
+                ));
+            }
+        }
+        std::fs::write(dir.path().join("rampart.toml"), config).unwrap();
+        let enabled = listeners.map(|l| l != "off");
+        let mut install = Self {
+            dir,
+            ports,
+            enabled,
+            init_output: String::new(),
+        };
+        let out = install.run(&["init", "--ip-san", "127.0.0.1"]);
+        assert!(out.status.success(), "init failed: {}", text(&out));
+        install.init_output = text(&out);
+        install
+    }
+
+    /// The ports of the enabled listeners.
+    pub fn open_ports(&self) -> Vec<u16> {
+        self.ports
+            .iter()
+            .zip(self.enabled)
+            .filter(|(_, on)| *on)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("rampart.toml")
+    }
+
+    pub fn secrets(&self) -> PathBuf {
+        self.dir.path().join("var/secrets")
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.secrets().join("ca/ca.pem")
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .arg("--config")
+            .arg(self.config())
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Starts `rampart <what>` and waits until every port accepts TCP.
+    pub fn start(&self, what: &str) -> Running {
+        let log = self.dir.path().join(format!("{what}.log"));
+        let child = self
+            .cmd(&[what])
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        let mut running = Running { child, log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for port in self.open_ports() {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if let Some(status) = running.child.try_wait().unwrap() {
+                    panic!(
+                        "rampart {what} exited with {status}:\n{}",
+                        running.log_text()
+                    );
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "port {port} never opened:\n{}",
+                    running.log_text()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        running
+    }
+
+    pub fn rustls_client(&self) -> Arc<rustls::ClientConfig> {
+        let pem = std::fs::read(self.ca()).unwrap();
+        let (_, ca) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.contents.into()).unwrap();
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        )
+    }
+}
+
+pub struct Running {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Running {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) -> String {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log = self.log_text();
+                assert!(status.success(), "exit {status}:\n{log}");
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not stop:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
