@@ -623,6 +623,9 @@ fn sessions_need_csrf_and_roles_and_keys_are_enforced() {
     assert!(!text.contains(&key) && !text.contains(&admin_pw));
 }
 
+/// Method, path, content type, body, expected status and error code.
+type Case<'a> = (&'a str, String, Option<&'a str>, Vec<u8>, u16, &'a str);
+
 #[test]
 fn bad_input_gets_a_json_4xx_and_changes_nothing() {
     let i = install("");
@@ -648,7 +651,7 @@ fn bad_input_gets_a_json_4xx_and_changes_nothing() {
     };
     let before = state(&s);
     let big = format!("{{\"name\":\"{}\"}}", "a".repeat(100 * 1024));
-    let cases: Vec<(&str, String, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "POST",
             "/api/v1/users".into(),

@@ -4,16 +4,15 @@
 //! Every test runs its own Rampart on loopback ports of its own, in a temporary data dir.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BIN, Install, Running, free_port, text};
+use common::{BIN, Install, text};
 
 fn openssl(args: &[&str]) -> String {
     let out = Command::new("openssl")

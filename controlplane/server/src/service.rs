@@ -79,7 +79,7 @@ pub fn publish_once(
     if *last == Some(data.generation) {
         return;
     }
-    let compiled = compile(&data, key, limits.clone(), now);
+    let compiled = compile(&data, key, *limits, now);
     for warning in &compiled.warnings {
         warn!(message = "Record left out of the policy snapshot.", reason = %warning);
     }

@@ -10,9 +10,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_rampart");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -21,23 +21,23 @@ pub fn free_port() -> u16 {
 }
 
 /// One installation in a temp dir.
-pub struct Install {
-    pub dir: tempfile::TempDir,
-    pub ports: [u16; 3],
-    pub enabled: [bool; 3],
+pub(crate) struct Install {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) ports: [u16; 3],
+    pub(crate) enabled: [bool; 3],
     /// What `rampart init` printed (it holds the admin password, shown once).
-    pub init_output: String,
+    pub(crate) init_output: String,
 }
 
 impl Install {
     /// `rampart init --ip-san 127.0.0.1` with the embedded defaults on free loopback ports.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with("", ["", "", ""])
     }
 
     /// Like [`Install::new`], with extra `[dataplane]` lines and extra lines per listener
     /// (https, mqtt, cira); a listener whose extra text is `off` is disabled.
-    pub fn with(dataplane: &str, listeners: [&str; 3]) -> Self {
+    pub(crate) fn with(dataplane: &str, listeners: [&str; 3]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ports = [free_port(), free_port(), free_port()];
         let mut config = format!(
@@ -69,7 +69,7 @@ impl Install {
     }
 
     /// The ports of the enabled listeners.
-    pub fn open_ports(&self) -> Vec<u16> {
+    pub(crate) fn open_ports(&self) -> Vec<u16> {
         self.ports
             .iter()
             .zip(self.enabled)
@@ -78,19 +78,19 @@ impl Install {
             .collect()
     }
 
-    pub fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.dir.path().join("rampart.toml")
     }
 
-    pub fn secrets(&self) -> PathBuf {
+    pub(crate) fn secrets(&self) -> PathBuf {
         self.dir.path().join("var/secrets")
     }
 
-    pub fn ca(&self) -> PathBuf {
+    pub(crate) fn ca(&self) -> PathBuf {
         self.secrets().join("ca/ca.pem")
     }
 
-    pub fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(args)
             .arg("--config")
@@ -101,12 +101,12 @@ impl Install {
         c
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
     }
 
     /// Starts `rampart <what>` and waits until every port accepts TCP.
-    pub fn start(&self, what: &str) -> Running {
+    pub(crate) fn start(&self, what: &str) -> Running {
         let log = self.dir.path().join(format!("{what}.log"));
         let child = self
             .cmd(&[what])
@@ -137,7 +137,7 @@ impl Install {
         running
     }
 
-    pub fn rustls_client(&self) -> Arc<rustls::ClientConfig> {
+    pub(crate) fn rustls_client(&self) -> Arc<rustls::ClientConfig> {
         let pem = std::fs::read(self.ca()).unwrap();
         let (_, ca) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
         let mut roots = rustls::RootCertStore::empty();
@@ -154,17 +154,17 @@ impl Install {
     }
 }
 
-pub struct Running {
-    pub child: Child,
-    pub log: PathBuf,
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) log: PathBuf,
 }
 
 impl Running {
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{sig}"), &self.child.id().to_string()])
             .status()
@@ -174,7 +174,7 @@ impl Running {
     }
 
     /// SIGTERM and wait for a clean exit.
-    pub fn stop(mut self) -> String {
+    pub(crate) fn stop(mut self) -> String {
         self.signal("TERM");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -200,7 +200,7 @@ impl Drop for Running {
     }
 }
 
-pub fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

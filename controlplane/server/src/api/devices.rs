@@ -317,13 +317,13 @@ fn check(b: &DeviceBody) -> Res<Checked> {
             ));
         }
     }
-    if let Some(p) = &b.mps_password {
-        if !MPS_PASSWORD_LEN.contains(&p.len()) || p.chars().any(|c| c.is_control()) {
-            return Err(ApiError::bad_request(
-                "invalid_value",
-                "`mpspassword` is 8 to 256 bytes without control characters",
-            ));
-        }
+    if let Some(p) = &b.mps_password
+        && (!MPS_PASSWORD_LEN.contains(&p.len()) || p.chars().any(|c| c.is_control()))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_value",
+            "`mpspassword` is 8 to 256 bytes without control characters",
+        ));
     }
     let device_info = match &b.device_info {
         None => None,

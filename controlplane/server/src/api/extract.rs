@@ -276,14 +276,14 @@ pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
     for v in parts.headers.get_all(header::COOKIE) {
         let Ok(v) = v.to_str() else { continue };
         for pair in v.split(';') {
-            if let Some((k, val)) = pair.trim().split_once('=') {
-                if k == name {
-                    if found.is_some() {
-                        // Two cookies of the same name: refuse to guess which one counts.
-                        return None;
-                    }
-                    found = Some(val.to_owned());
+            if let Some((k, val)) = pair.trim().split_once('=')
+                && k == name
+            {
+                if found.is_some() {
+                    // Two cookies of the same name: refuse to guess which one counts.
+                    return None;
                 }
+                found = Some(val.to_owned());
             }
         }
     }
