@@ -287,7 +287,7 @@ fn pki_is_kept_whole_even_if_partly_missing() {
 }
 
 #[test]
-fn force_regenerates_everything_and_returns_a_new_password() {
+fn force_regenerates_everything_but_the_data_keys_and_returns_a_new_password() {
     let (_tmp, dir) = secrets_dir();
     let first = init_ok(&options(&dir));
     let old_password = first.admin_password.unwrap();
@@ -300,11 +300,18 @@ fn force_regenerates_everything_and_returns_a_new_password() {
         .admin_password
         .expect("force returns the new password");
     assert_ne!(old_password, new_password);
-    assert!(second.kept.is_empty());
+    // The data keys protect sealed secrets and digests: --force keeps them.
+    let layout = Layout::new(&dir);
+    let data_keys = layout.key_files();
+    assert_eq!(second.kept, data_keys.to_vec());
 
     let after = snapshot(&dir);
     assert_eq!(after.len(), before.len());
     for (path, bytes) in &before {
+        if data_keys.contains(path) {
+            assert_eq!(after.get(path), Some(bytes), "{} changed", path.display());
+            continue;
+        }
         assert_ne!(
             after.get(path),
             Some(bytes),
@@ -457,14 +464,14 @@ fn key_files_are_32_random_bytes_and_load() {
         b"pw"
     );
 
-    // A second init keeps them; --force replaces them.
+    // A second init keeps them, and so does --force.
     let before = fs::read(layout.master_key()).unwrap();
     init_ok(&options(&dir));
     assert_eq!(fs::read(layout.master_key()).unwrap(), before);
     let mut opts = options(&dir);
     opts.force = true;
     init_ok(&opts);
-    assert_ne!(fs::read(layout.master_key()).unwrap(), before);
+    assert_eq!(fs::read(layout.master_key()).unwrap(), before);
 }
 
 #[test]
