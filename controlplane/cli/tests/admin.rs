@@ -477,6 +477,17 @@ fn sessions_need_csrf_and_roles_and_keys_are_enforced() {
         (403, Some("forbidden"))
     );
     assert_eq!(curl(&api, "GET", "/api/v1/audit", &vh, None).0, 403);
+    // A password reset ends the account's sessions: the old cookie stops working.
+    let (code, reset, _) = json_req(
+        &api,
+        "PUT",
+        "/api/v1/users/vera/password",
+        &admin_h,
+        &json!({}),
+    );
+    assert_eq!(code, 200, "{reset}");
+    assert_eq!(reset["password"].as_str().unwrap().len(), 24);
+    assert_eq!(curl(&api, "GET", "/api/v1/devices", &vh, None).0, 401);
     // Service accounts cannot log in to the web.
     let svc = std::fs::read_to_string(i.secrets().join("controller.auth")).unwrap();
     let svc: Value = serde_json::from_str(&svc).unwrap();

@@ -153,6 +153,7 @@ pub fn spawn_api(
         throttle: Throttle::new(ThrottlePolicy::default()),
         feed,
         session_ttl: settings.session_ttl,
+        argon2_slots: tokio::sync::Semaphore::new(api::ARGON2_SLOTS),
     });
     std::thread::Builder::new()
         .name("rampart-cp-api-main".into())

@@ -101,9 +101,45 @@ impl Throttle {
         }
     }
 
-    /// Records a success: the account's record is cleared.
-    pub fn succeed(&self, account: &str) {
-        self.maps.lock().accounts.remove(account);
+    /// Checks and, if allowed, charges one failure in advance, atomically: concurrent attempts
+    /// cannot all pass a check made before any of them failed. Call [`Throttle::succeed`] if the
+    /// attempt turns out good.
+    pub fn attempt(
+        &self,
+        account: &str,
+        source: Option<&str>,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        let p = self.policy;
+        let mut maps = self.maps.lock();
+        let wait = |r: Option<&Record>| {
+            r.and_then(|r| r.locked_until)
+                .and_then(|until| until.checked_duration_since(now))
+                .filter(|d| !d.is_zero())
+        };
+        let a = wait(maps.accounts.get(account));
+        let s = source.and_then(|s| wait(maps.sources.get(s)));
+        if let Some(d) = a.max(s) {
+            return Err(d);
+        }
+        bump(&mut maps.accounts, account, p.account_free, &p, now);
+        if let Some(s) = source {
+            bump(&mut maps.sources, s, p.source_free, &p, now);
+        }
+        Ok(())
+    }
+
+    /// Records a success after [`Throttle::attempt`]: the account's record is cleared and the
+    /// source's advance charge refunded.
+    pub fn succeed(&self, account: &str, source: Option<&str>) {
+        let mut maps = self.maps.lock();
+        maps.accounts.remove(account);
+        if let Some(r) = source.and_then(|s| maps.sources.get_mut(s)) {
+            r.failures = r.failures.saturating_sub(1);
+            if r.failures <= self.policy.source_free {
+                r.locked_until = None;
+            }
+        }
     }
 }
 
@@ -163,7 +199,7 @@ mod tests {
         t.check("admin", None, t1).unwrap();
         t.fail("admin", None, t1);
         assert_eq!(t.check("admin", None, t1), Err(Duration::from_secs(2)));
-        t.succeed("admin");
+        t.succeed("admin", None);
         t.check("admin", None, t1).unwrap();
     }
 
@@ -181,6 +217,22 @@ mod tests {
         // Forgotten after the quiet period.
         let later = t0 + p.max + p.forget_after;
         t.check("fresh", Some("203.0.113.9"), later).unwrap();
+    }
+
+    #[test]
+    fn concurrent_attempts_are_charged_before_they_are_judged() {
+        let t = Throttle::new(ThrottlePolicy::default());
+        let t0 = Instant::now();
+        // Six attempts in flight at once: the sixth charge locks, the seventh is refused
+        // before any of them has finished.
+        for _ in 0..6 {
+            t.attempt("admin", Some("10.0.0.1"), t0).unwrap();
+        }
+        assert!(t.attempt("admin", Some("10.0.0.1"), t0).is_err());
+        // A success clears the account and refunds the source's charge.
+        t.succeed("admin", Some("10.0.0.1"));
+        t.attempt("admin", Some("10.0.0.1"), t0).unwrap();
+        assert_eq!(t.maps.lock().sources["10.0.0.1"].failures, 6);
     }
 
     #[test]

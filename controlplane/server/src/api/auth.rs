@@ -56,7 +56,9 @@ pub(super) async fn login(
     } else {
         "(invalid name)"
     };
-    if let Err(wait) = st.throttle.check(key, source.as_deref(), Instant::now()) {
+    // Requests without a source address share one bucket rather than escaping the limit.
+    let bucket = source.as_deref().unwrap_or("unknown");
+    if let Err(wait) = st.throttle.attempt(key, Some(bucket), Instant::now()) {
         st.audit_failure("auth.login", Some(key.to_owned()), source, "throttled")
             .await;
         let mut e = ApiError::new(
@@ -89,11 +91,10 @@ pub(super) async fn login(
     let pw = req.password.clone();
     // Unknown, disabled and service accounts still cost one Argon2 verification, so the answer's
     // timing does not tell them apart.
-    let ok = tokio::task::spawn_blocking(move || password::verify_or_dummy(phc.as_deref(), &pw))
-        .await
-        .map_err(ApiError::internal)?;
+    let ok = st
+        .argon2(move || password::verify_or_dummy(phc.as_deref(), &pw))
+        .await?;
     let (Some(account), true) = (usable, ok) else {
-        st.throttle.fail(key, source.as_deref(), Instant::now());
         let reason = match &account {
             None => "unknown user",
             Some(a) if a.disabled => "disabled",
@@ -104,7 +105,7 @@ pub(super) async fn login(
             .await;
         return Err(invalid());
     };
-    st.throttle.succeed(key);
+    st.throttle.succeed(key, Some(bucket));
     let Some(role) = account.role else {
         return Err(invalid());
     };

@@ -506,25 +506,35 @@ pub(super) async fn remove(
     caller.principal.require(Level::Operator)?;
     let guid = validate::guid(&guid)?;
     let g = guid.clone();
-    st.blocking(move |s| s.delete_device(&g))
+    st.blocking(move |s| s.device(&g))
         .await
         .map_err(store_err("device"))?;
+    // The secret goes first: if the secret store fails, the device is still listed and the
+    // request can be retried, instead of leaving an orphaned secret behind.
     if q.delete_secret == Some(true) {
         let amt = st.amt.clone();
         let g = guid.clone();
         tokio::task::spawn_blocking(move || amt.delete(&g))
             .await
             .map_err(ApiError::internal)?
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "secret_store_failed",
-                    format!("the device was removed but its secret could not be deleted: {e}"),
-                )
-            })?;
+            .map_err(secret_store_failed)?;
     }
+    let g = guid.clone();
+    st.blocking(move |s| s.delete_device(&g))
+        .await
+        .map_err(store_err("device"))?;
     st.audit_change(&caller, "device.delete", guid, None).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// 502 for a failing secret store; the detail goes to the log, not to the client.
+fn secret_store_failed(e: rampart_credentials::AmtSecretError) -> ApiError {
+    tracing::error!(message = "Secret store failed.", error = %e);
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "secret_store_failed",
+        "the secret store failed; see the control plane's log",
+    )
 }
 
 /// `PUT /devices/{guid}/amt-password`.
@@ -558,13 +568,7 @@ pub(super) async fn set_amt_password(
     let blob = tokio::task::spawn_blocking(move || amt.store(&g, &b.password))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "secret_store_failed",
-                format!("could not store the AMT password: {e}"),
-            )
-        })?;
+        .map_err(secret_store_failed)?;
     let u = DeviceUpdate {
         amt_password: Some(blob),
         ..DeviceUpdate::default()

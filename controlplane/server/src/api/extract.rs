@@ -204,9 +204,12 @@ fn source_of(parts: &Parts) -> Source {
     if let Some(Entry::Local { .. }) = parts.extensions.get::<Entry>() {
         return Source(Some("local".into()));
     }
+    // The front appends the peer it saw; the last value of the last header line is that one.
     let ip = parts
         .headers
-        .get("x-forwarded-for")
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
         .and_then(|v| v.trim().parse::<IpAddr>().ok());
@@ -382,7 +385,9 @@ async fn authenticate_session(
     let Some((session, account)) = found else {
         return Err(ApiError::unauthorized());
     };
-    if session.expires_at <= now || account.disabled {
+    // Any change to the account after the session began (password, role, disabled) ends it: a
+    // stolen cookie does not outlive a password reset.
+    if session.expires_at <= now || account.disabled || account.updated_at > session.created_at {
         return Err(ApiError::unauthorized());
     }
     let Some(role) = account.role else {

@@ -74,7 +74,13 @@ pub struct Inner {
     pub feed: Arc<Feed>,
     /// Web session lifetime.
     pub session_ttl: Duration,
+    /// Argon2 runs at most this many at once, so a login flood cannot take every blocking
+    /// thread from the store calls (and the local CLI).
+    pub argon2_slots: tokio::sync::Semaphore,
 }
+
+/// Concurrent Argon2 computations.
+pub const ARGON2_SLOTS: usize = 4;
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -104,6 +110,27 @@ impl AppState {
         }
     }
 
+    /// Runs an Argon2 computation on the blocking pool, in one of [`ARGON2_SLOTS`]; answers 503
+    /// if no slot frees up within 10 s.
+    pub async fn argon2<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let permit =
+            tokio::time::timeout(Duration::from_secs(10), self.argon2_slots.acquire()).await;
+        let Ok(Ok(_permit)) = permit else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many password checks in progress; try again",
+            ));
+        };
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(ApiError::internal)
+    }
+
     /// Records an audit event (database and sink). Never fails the request: a failure to
     /// record is logged loudly.
     pub async fn audit(&self, event: AuditEvent) {
@@ -123,9 +150,9 @@ impl AppState {
         self.audit(AuditEvent {
             id: 0,
             time: now_ms(),
-            actor: object
-                .as_deref()
-                .map_or_else(|| "anonymous".to_owned(), |o| o.to_owned()),
+            // The attempted name is the object, never the actor: filtering the log by an
+            // account's name must not show someone else's attempts as that account's actions.
+            actor: "anonymous".to_owned(),
             source,
             action: action.to_owned(),
             object,

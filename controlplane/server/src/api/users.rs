@@ -117,9 +117,8 @@ async fn credential(
             };
             let hashed = {
                 let pw = pw.clone();
-                tokio::task::spawn_blocking(move || password::hash(&pw))
-                    .await
-                    .map_err(ApiError::internal)?
+                st.argon2(move || password::hash(&pw))
+                    .await?
                     .map_err(ApiError::internal)?
             };
             Ok((Credential::Argon2(hashed), generated.then_some(pw)))
@@ -297,10 +296,23 @@ pub(super) async fn set_password(
                 "`current_password` is required to change your own password",
             ));
         };
-        let ok = tokio::task::spawn_blocking(move || password::verify(&phc, &given))
-            .await
-            .map_err(ApiError::internal)?;
-        if !ok {
+        let bucket = caller.source.clone().unwrap_or_else(|| "unknown".into());
+        if let Err(wait) = st
+            .throttle
+            .attempt(&name, Some(&bucket), std::time::Instant::now())
+        {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                "too many failed attempts; wait and try again",
+            );
+            e.retry_after = Some(wait.as_secs().max(1));
+            return Err(e);
+        }
+        let ok = st.argon2(move || password::verify(&phc, &given)).await?;
+        if ok {
+            st.throttle.succeed(&name, Some(&bucket));
+        } else {
             st.audit_failure(
                 "user.password",
                 Some(name.clone()),
