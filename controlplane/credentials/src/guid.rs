@@ -23,19 +23,14 @@ impl DeviceGuid {
     /// missing dashes, whitespace) is refused. Upper-case digits are lowered so that one device
     /// has one path.
     pub fn parse(text: &str) -> Result<DeviceGuid, InvalidGuid> {
-        let bytes = text.as_bytes();
-        if bytes.len() != 36 {
+        // The one GUID grammar of the project is the snapshot's; its formatter lower-cases.
+        let bytes = rampart_policy::snapshot::parse_guid(text).ok_or(InvalidGuid)?;
+        let canonical = rampart_policy::snapshot::format_guid(&bytes);
+        let mut out = [0u8; 36];
+        if canonical.len() != out.len() {
             return Err(InvalidGuid);
         }
-        let mut out = [0u8; 36];
-        for (i, (&b, slot)) in bytes.iter().zip(out.iter_mut()).enumerate() {
-            *slot = match i {
-                8 | 13 | 18 | 23 if b == b'-' => b'-',
-                8 | 13 | 18 | 23 => return Err(InvalidGuid),
-                _ if b.is_ascii_hexdigit() => b.to_ascii_lowercase(),
-                _ => return Err(InvalidGuid),
-            };
-        }
+        out.copy_from_slice(canonical.as_bytes());
         Ok(DeviceGuid(out))
     }
 

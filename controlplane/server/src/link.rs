@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use rampart_policy::link::{Ack, AckDecoder, Hello, Role, read_hello_rest, snapshot_header};
+use rampart_policy::link::{Ack, AckDecoder, Hello, Role, read_hello, snapshot_header};
 use tracing::{info, warn};
 
 use crate::feed::{Feed, LinkHandle};
@@ -72,7 +72,7 @@ fn session(mut s: UnixStream, feed: &Arc<Feed>) -> Result<(), String> {
     s.set_read_timeout(Some(GREETING_TIMEOUT))
         .map_err(|e| e.to_string())?;
     let (theirs, rest) =
-        read_hello_rest(&mut s, Role::DataPlane).map_err(|e| format!("greeting: {e}"))?;
+        read_hello(&mut s, Role::DataPlane).map_err(|e| format!("greeting: {e}"))?;
     let ours = Hello {
         role: Role::ControlPlane,
         generation: feed.generation().unwrap_or(0),

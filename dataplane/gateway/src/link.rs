@@ -14,9 +14,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rampart_policy::link::{
-    Ack, Frame, FrameDecoder, FrameError, Hello, Reason, Role, read_hello_rest,
-};
+use rampart_policy::link::{Ack, Frame, FrameDecoder, FrameError, Hello, Reason, Role, read_hello};
 use rampart_policy::snapshot;
 use tracing::{info, warn};
 
@@ -107,7 +105,7 @@ fn session(path: &Path, policy: &PolicyHandle) -> Result<Hello, SessionError> {
     };
     s.write_all(ours.encode().as_bytes())
         .map_err(io_err("greeting"))?;
-    let (theirs, rest) = read_hello_rest(&mut s, Role::ControlPlane).map_err(io_err("greeting"))?;
+    let (theirs, rest) = read_hello(&mut s, Role::ControlPlane).map_err(io_err("greeting"))?;
     info!(message = "Control link up.", peer = %theirs, generation = ours.generation);
     s.set_read_timeout(Some(READ_TICK))
         .map_err(io_err("set timeout"))?;

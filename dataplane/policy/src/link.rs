@@ -145,19 +145,13 @@ pub fn parse_hello(buf: &[u8]) -> Result<Option<(Hello, usize)>, LinkError> {
 }
 
 /// Reads one greeting from `r` (a blocking stream with its own read timeout), both planes' way
-/// in. Refuses a greeting from anyone but `expect`. Bytes after the newline are dropped; use
-/// [`read_hello_rest`] where the peer may send more right after its greeting.
+/// in. Refuses a greeting from anyone but `expect`. Also returns the bytes read after the
+/// greeting's newline (fewer than [`MAX_LINE`]): the control plane may send its first snapshot
+/// frame right behind its greeting, and those bytes belong to the [`FrameDecoder`].
 ///
 /// Errors: `UnexpectedEof` if the peer closes first, `InvalidData` (with the [`LinkError`] as
 /// source) for a malformed, oversized or wrong-role greeting, or the reader's own error.
-pub fn read_hello(r: &mut impl io::Read, expect: Role) -> io::Result<Hello> {
-    read_hello_rest(r, expect).map(|(hello, _)| hello)
-}
-
-/// Like [`read_hello`], and also returns the bytes read after the greeting's newline (fewer
-/// than [`MAX_LINE`]): the control plane may send its first snapshot frame right behind its
-/// greeting, and those bytes belong to the [`FrameDecoder`].
-pub fn read_hello_rest(r: &mut impl io::Read, expect: Role) -> io::Result<(Hello, Vec<u8>)> {
+pub fn read_hello(r: &mut impl io::Read, expect: Role) -> io::Result<(Hello, Vec<u8>)> {
     let mut buf = Vec::with_capacity(MAX_LINE);
     let mut chunk = [0u8; MAX_LINE];
     let (hello, used) = loop {
@@ -577,7 +571,8 @@ mod tests {
             }
         }
         let wire = b"RAMPART-LINK 1 dataplane 7\n";
-        let hello = read_hello(&mut Trickle(wire), Role::DataPlane).unwrap();
+        let (hello, rest) = read_hello(&mut Trickle(wire), Role::DataPlane).unwrap();
+        assert!(rest.is_empty());
         assert_eq!(hello.generation, 7);
         let err = read_hello(&mut Trickle(wire), Role::ControlPlane).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
@@ -616,7 +611,7 @@ mod tests {
     fn hello_rest_keeps_what_follows() {
         let mut wire = b"RAMPART-LINK 1 controlplane 3\n".to_vec();
         wire.extend_from_slice(b"SNAPSHOT 2\nab");
-        let (hello, rest) = read_hello_rest(&mut &wire[..], Role::ControlPlane).unwrap();
+        let (hello, rest) = read_hello(&mut &wire[..], Role::ControlPlane).unwrap();
         assert_eq!(hello.generation, 3);
         assert_eq!(rest, b"SNAPSHOT 2\nab");
     }

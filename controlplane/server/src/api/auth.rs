@@ -166,9 +166,7 @@ pub(super) async fn logout(
     headers: HeaderMap,
 ) -> Res<Response> {
     if let Principal::Session { account, .. } = &caller.principal {
-        let mut parts = axum::http::Request::new(()).into_parts().0;
-        parts.headers = headers;
-        if let Some(token) = super::extract::cookie(&parts, SESSION_COOKIE) {
+        if let Some(token) = super::extract::cookie(&headers, SESSION_COOKIE) {
             let d = *generate::session_token_digest(&token).as_bytes();
             st.blocking(move |s| match s.delete_session(&d) {
                 Ok(()) | Err(StoreError::NotFound) => Ok(()),

@@ -366,7 +366,7 @@ pub(super) async fn upsert(
         .await
         .map_err(store_err("device"))?;
     if exists {
-        let (device, _) = apply_update(&st, &caller, b, c).await?;
+        let device = apply_update(&st, &caller, b, c).await?;
         return Ok((StatusCode::OK, Json(device)));
     }
     let Some(mps_username) = b.mps_username else {
@@ -413,12 +413,7 @@ pub(super) async fn upsert(
     ))
 }
 
-async fn apply_update(
-    st: &AppState,
-    caller: &Caller,
-    b: DeviceBody,
-    c: Checked,
-) -> Res<(Saved, ())> {
+async fn apply_update(st: &AppState, caller: &Caller, b: DeviceBody, c: Checked) -> Res<Saved> {
     let mut changed = Vec::new();
     let mut u = DeviceUpdate::default();
     if let Some(v) = b.hostname {
@@ -470,13 +465,10 @@ async fn apply_update(
         Some(format!("fields={}", changed.join(","))),
     )
     .await;
-    Ok((
-        Saved {
-            device: DeviceView::new(&d, st.amt.uses_database()),
-            mps_password: None,
-        },
-        (),
-    ))
+    Ok(Saved {
+        device: DeviceView::new(&d, st.amt.uses_database()),
+        mps_password: None,
+    })
 }
 
 pub(super) async fn patch(
@@ -486,7 +478,7 @@ pub(super) async fn patch(
 ) -> Res<Json<Saved>> {
     caller.principal.require(Level::Operator)?;
     let c = check(&b)?;
-    Ok(Json(apply_update(&st, &caller, b, c).await?.0))
+    Ok(Json(apply_update(&st, &caller, b, c).await?))
 }
 
 /// `DELETE /devices/{guid}` query.

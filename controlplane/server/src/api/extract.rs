@@ -241,7 +241,7 @@ impl FromRequestParts<AppState> for Caller {
             let principal = authenticate_api_key(state, token, source.clone()).await?;
             return Ok(Caller { principal, source });
         }
-        if let Some(token) = cookie(parts, SESSION_COOKIE) {
+        if let Some(token) = cookie(&parts.headers, SESSION_COOKIE) {
             let csrf = parts
                 .headers
                 .get(CSRF_HEADER)
@@ -274,9 +274,9 @@ fn api_key_of(parts: &Parts) -> Option<String> {
 }
 
 /// The value of cookie `name`, if the request carries exactly one.
-pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     let mut found = None;
-    for v in parts.headers.get_all(header::COOKIE) {
+    for v in headers.get_all(header::COOKIE) {
         let Ok(v) = v.to_str() else { continue };
         for pair in v.split(';') {
             if let Some((k, val)) = pair.trim().split_once('=')

@@ -37,20 +37,14 @@ pub(super) fn account_name(name: &str) -> ApiResult<()> {
 
 /// An AMT GUID in canonical form (8-4-4-4-12 hex digits); returns it lowercased.
 pub(super) fn guid(raw: &str) -> ApiResult<String> {
-    let bytes = raw.as_bytes();
-    let ok = bytes.len() == 36
-        && bytes.iter().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => *b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        });
-    if ok {
-        Ok(raw.to_ascii_lowercase())
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_guid",
-            "a GUID is 32 hex digits as 8-4-4-4-12, like 123e4567-e89b-12d3-a456-426614174000",
-        ))
-    }
+    rampart_credentials::DeviceGuid::parse(raw)
+        .map(|g| g.as_str().to_owned())
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_guid",
+                "a GUID is 32 hex digits as 8-4-4-4-12, like 123e4567-e89b-12d3-a456-426614174000",
+            )
+        })
 }
 
 /// Free text: at most `max` bytes, no control characters.
