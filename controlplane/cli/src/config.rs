@@ -189,6 +189,100 @@ pub(crate) struct DataplaneSection {
     pub(crate) mqtt: ListenerSection<MqttP>,
     /// CIRA (Intel AMT).
     pub(crate) cira: ListenerSection<CiraP>,
+    /// The MQTT broker.
+    pub(crate) broker: BrokerSection,
+}
+
+/// `[dataplane.broker]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct BrokerSection {
+    /// Plain-TCP MQTT listeners (no TLS). Default none. Loopback addresses only, unless
+    /// `danger_plain_listen_public = true`.
+    pub(crate) plain_listen: Vec<SocketAddr>,
+    /// Allow `plain_listen` on non-loopback addresses: credentials then cross the network in
+    /// clear text. Default `false`.
+    pub(crate) danger_plain_listen_public: bool,
+    /// Largest MQTT packet accepted or sent, bytes (at most 268435455). Default 1048576.
+    pub(crate) max_packet_size: NonZeroU32,
+    /// QoS 1/2 messages in flight to one client. Default 20.
+    pub(crate) max_inflight: NonZeroU16,
+    /// QoS 2 messages from one client awaiting PUBREL (v5 receive maximum). Default 64.
+    pub(crate) receive_maximum: NonZeroU16,
+    /// Topic aliases a v5 client may set. Default 16.
+    pub(crate) topic_alias_maximum: u16,
+    /// Longest keepalive allowed, seconds. Default 600.
+    pub(crate) max_keepalive_secs: NonZeroU16,
+    /// Longest a disconnected session is kept, seconds. Default 604800 (7 days).
+    pub(crate) max_session_expiry_secs: u32,
+    /// Deliveries queued per client. Default 1000.
+    pub(crate) max_queued_messages: NonZeroUsize,
+    /// Bytes queued in one client's outbox. Default 16777216.
+    pub(crate) max_queued_bytes: NonZeroUsize,
+    /// Bytes queued to all clients together. Default 1073741824.
+    pub(crate) memory_budget_bytes: NonZeroUsize,
+    /// `drop_qos0` or `disconnect`: what a full outbox means. Default `drop_qos0`.
+    pub(crate) slow_subscriber: SlowSetting,
+    /// Each core's queue of messages from other cores. Default 65536.
+    pub(crate) cross_core_queue: NonZeroUsize,
+    /// Seconds between `$SYS/broker/...` updates; 0 disables them. Default 10.
+    pub(crate) sys_interval_secs: u64,
+}
+
+impl Default for BrokerSection {
+    fn default() -> Self {
+        let d = rampart_dataplane::BrokerConfig::default();
+        let nz16 = |v: u16| NonZeroU16::new(v).unwrap_or(NonZeroU16::MIN);
+        let nzu = |v: usize| NonZeroUsize::new(v).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            plain_listen: Vec::new(),
+            danger_plain_listen_public: false,
+            max_packet_size: NonZeroU32::new(d.max_packet_size).unwrap_or(NonZeroU32::MIN),
+            max_inflight: nz16(d.max_inflight),
+            receive_maximum: nz16(d.receive_maximum),
+            topic_alias_maximum: d.topic_alias_maximum,
+            max_keepalive_secs: nz16(d.max_keepalive_secs),
+            max_session_expiry_secs: d.max_session_expiry_secs,
+            max_queued_messages: nzu(d.max_queued_messages),
+            max_queued_bytes: nzu(d.max_queued_bytes),
+            memory_budget_bytes: nzu(d.memory_budget_bytes),
+            slow_subscriber: SlowSetting::DropQos0,
+            cross_core_queue: nzu(d.cross_core_queue),
+            sys_interval_secs: d.sys_interval.as_secs(),
+        }
+    }
+}
+
+impl BrokerSection {
+    fn config(&self) -> rampart_dataplane::BrokerConfig {
+        rampart_dataplane::BrokerConfig {
+            max_packet_size: self.max_packet_size.get(),
+            max_inflight: self.max_inflight.get(),
+            receive_maximum: self.receive_maximum.get(),
+            topic_alias_maximum: self.topic_alias_maximum,
+            max_keepalive_secs: self.max_keepalive_secs.get(),
+            max_session_expiry_secs: self.max_session_expiry_secs,
+            max_queued_messages: self.max_queued_messages.get(),
+            max_queued_bytes: self.max_queued_bytes.get(),
+            memory_budget_bytes: self.memory_budget_bytes.get(),
+            slow_policy: match self.slow_subscriber {
+                SlowSetting::DropQos0 => rampart_dataplane::SlowPolicy::DropQos0,
+                SlowSetting::Disconnect => rampart_dataplane::SlowPolicy::Disconnect,
+            },
+            cross_core_queue: self.cross_core_queue.get(),
+            sys_interval: Duration::from_secs(self.sys_interval_secs),
+        }
+    }
+}
+
+/// `slow_subscriber = "drop_qos0" | "disconnect"`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SlowSetting {
+    /// Drop QoS 0 deliveries to a subscriber whose outbox is full.
+    DropQos0,
+    /// Disconnect it.
+    Disconnect,
 }
 
 impl Default for DataplaneSection {
@@ -203,6 +297,7 @@ impl Default for DataplaneSection {
             https: ListenerSection::default(),
             mqtt: ListenerSection::default(),
             cira: ListenerSection::default(),
+            broker: BrokerSection::default(),
         }
     }
 }
@@ -269,14 +364,19 @@ impl<P: ProtocolKind> ListenerSection<P> {
         if self.listen.is_empty() {
             return None;
         }
+        Some(self.listener_on(layout, self.listen.clone()))
+    }
+
+    /// The typed listener on `addrs`.
+    fn listener_on(&self, layout: &Layout, addrs: Vec<SocketAddr>) -> ListenerConfig {
         let service = match P::PROTOCOL {
             Protocol::Https => rampart_ca::Service::Https,
             Protocol::Mqtt => rampart_ca::Service::Mqtt,
             Protocol::Cira => rampart_ca::Service::Cira,
         };
-        Some(ListenerConfig {
+        ListenerConfig {
             protocol: P::PROTOCOL,
-            addrs: self.listen.clone(),
+            addrs,
             cert: CertPaths {
                 cert: self
                     .cert
@@ -289,7 +389,8 @@ impl<P: ProtocolKind> ListenerSection<P> {
             },
             stages: self.request_read_timeout.plan.clone(),
             write_stall: Duration::from_secs(self.write_stall_secs.get()),
-        })
+            plaintext: false,
+        }
     }
 }
 
@@ -403,6 +504,20 @@ impl Config {
                 ));
             }
         }
+        let b = &self.dataplane.broker;
+        if !b.danger_plain_listen_public && b.plain_listen.iter().any(|a| !a.ip().is_loopback()) {
+            return Err(err(
+                "dataplane.broker.plain_listen",
+                "plain-text MQTT is allowed on loopback addresses only (set \
+                 `danger_plain_listen_public = true` to expose credentials in clear text)",
+            ));
+        }
+        if b.max_packet_size.get() > 268_435_455 + 5 {
+            return Err(err(
+                "dataplane.broker.max_packet_size",
+                "MQTT packets are at most 268435460 bytes",
+            ));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(err("log.level", "not a valid filter directive"));
         }
@@ -470,9 +585,15 @@ impl Config {
     pub(crate) fn dataplane(&self, with_control_link: bool) -> DataplaneConfig {
         let d = &self.dataplane;
         let layout = Layout::new(self.secrets_dir());
+        let plain_mqtt = (!d.broker.plain_listen.is_empty()).then(|| {
+            let mut l = d.mqtt.listener_on(&layout, d.broker.plain_listen.clone());
+            l.plaintext = true;
+            l
+        });
         let listeners = [
             d.https.listener(&layout),
             d.mqtt.listener(&layout),
+            plain_mqtt,
             d.cira.listener(&layout),
         ]
         .into_iter()
@@ -494,6 +615,7 @@ impl Config {
             listen_backlog: i32::from(d.listen_backlog.get()),
             drain_timeout: Duration::from_secs(d.drain_timeout_secs.get()),
             control_socket: with_control_link.then(|| self.control_socket()),
+            broker: d.broker.config(),
         }
     }
 }

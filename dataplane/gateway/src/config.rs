@@ -144,6 +144,9 @@ pub struct ListenerConfig {
     pub stages: StagePlan,
     /// Longest a pending write may make no progress (slow-read defence).
     pub write_stall: Duration,
+    /// Serve without TLS (MQTT only; the configuration allows it on loopback only unless
+    /// marked dangerous). `cert` is then unused.
+    pub plaintext: bool,
 }
 
 impl ListenerConfig {
@@ -175,6 +178,8 @@ pub struct DataplaneConfig {
     pub drain_timeout: Duration,
     /// The control plane's Unix socket, when running under `rampart up`.
     pub control_socket: Option<PathBuf>,
+    /// The MQTT broker's settings.
+    pub broker: crate::mqtt::BrokerConfig,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Protocol;
 use crate::metrics::{Counters, Event, LogLimiter};
+use crate::mqtt::conn::{Io, MqttCore};
 
 /// How long a closing connection gets to take our close_notify.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -25,7 +26,12 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(crate) struct ConnCtx {
     pub(crate) protocol: Protocol,
-    pub(crate) tls: Arc<ServerConfig>,
+    /// Index of the listener in the configuration.
+    pub(crate) listener: usize,
+    /// None on a plaintext listener.
+    pub(crate) tls: Option<Arc<ServerConfig>>,
+    /// The core's broker, on MQTT listeners.
+    pub(crate) mqtt: Option<Rc<MqttCore>>,
     pub(crate) limits: IoLimits,
     pub(crate) first_stage: (&'static str, StageLimit),
     pub(crate) counters: Arc<Counters>,
@@ -34,12 +40,12 @@ pub(crate) struct ConnCtx {
 }
 
 impl ConnCtx {
-    fn record(&self, event: Event) {
+    pub(crate) fn record(&self, event: Event) {
         self.counters.record(self.protocol, event);
     }
 
     /// Counts an error outcome and logs it, rate-limited, at a level set by who caused it.
-    fn close_with(&self, peer: SocketAddr, error: &ConnError) {
+    pub(crate) fn close_with(&self, peer: SocketAddr, error: &ConnError) {
         let event = match error {
             ConnError::Timeout(Timeout::Handshake) => Event::TimeoutHandshake,
             ConnError::Timeout(Timeout::WriteStall) => Event::TimeoutWriteStall,
@@ -77,8 +83,15 @@ impl ConnCtx {
 /// Serves one accepted TCP connection to its end.
 pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<ConnCtx>) {
     let _ = tcp.set_nodelay(true);
+    let Some(tls) = ctx.tls.clone() else {
+        // Plaintext listeners exist only for MQTT (the configuration refuses others).
+        if let Some(mqtt) = ctx.mqtt.clone() {
+            crate::mqtt::conn::serve(Io::Plain(tcp), peer, ctx, mqtt).await;
+        }
+        return;
+    };
     let handshake = {
-        let accept = pin!(TlsStream::accept(tcp, ctx.tls.clone(), ctx.limits));
+        let accept = pin!(TlsStream::accept(tcp, tls, ctx.limits));
         let drained = pin!(ctx.drain.signaled());
         match select(accept, drained).await {
             Either::Left((res, _)) => res,
@@ -104,8 +117,12 @@ pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<ConnCtx>) {
         alpn = ?stream.alpn_protocol().map(String::from_utf8_lossy),
         sni = stream.server_name().unwrap_or("")
     );
+    if let Some(mqtt) = ctx.mqtt.clone() {
+        crate::mqtt::conn::serve(Io::Tls(stream), peer, ctx, mqtt).await;
+        return;
+    }
 
-    // The protocol's first stage. Until the protocol handlers land, the bytes are counted
+    // The protocol's first stage. Until the HTTPS and CIRA handlers land, the bytes are counted
     // against the stage clock and discarded: the connection lives exactly as long as the stage
     // allows, which is what the deadline tests observe.
     let (stage, limit) = ctx.first_stage;

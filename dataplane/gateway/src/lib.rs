@@ -20,9 +20,11 @@ pub mod config;
 mod conn;
 pub mod link;
 pub mod metrics;
+pub mod mqtt;
 pub mod policy;
 mod server;
 
 pub use config::{DataplaneConfig, ListenerConfig, Protocol};
+pub use mqtt::{BrokerConfig, SlowPolicy};
 pub use policy::PolicyHandle;
 pub use server::{Error, run};

@@ -1,10 +1,12 @@
 //! Start-up, the per-core main loop, signals and drain.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use compio::net::TcpListener;
@@ -15,10 +17,14 @@ use rampart_tls::{IoLimits, ReloadableCert, TlsError};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing::{error, info, warn};
 
-use crate::config::{DataplaneConfig, ListenerConfig};
+use crate::config::{DataplaneConfig, ListenerConfig, Protocol};
 use crate::conn::{self, ConnCtx};
 use crate::link;
 use crate::metrics::{Counters, Event, LogLimiter};
+use crate::mqtt::broker::{Broker, BrokerMsg};
+use crate::mqtt::conn::MqttCore;
+use crate::mqtt::stats::BrokerStats;
+use crate::mqtt::{self, BrokerConfig};
 use crate::policy::PolicyHandle;
 
 /// Why the data plane could not start.
@@ -51,11 +57,18 @@ pub enum Error {
     Signals(io::Error),
 }
 
+/// How often each core runs its broker's timers (delayed wills, session expiry, policy
+/// re-checks): a revoked account is disconnected within this plus the link's latency.
+const TICK: Duration = Duration::from_millis(250);
+
 /// Messages to a core.
 #[derive(Debug)]
 enum CoreMsg {
-    /// This core's sockets: (listener index, socket).
-    Start(Vec<(usize, std::net::TcpListener)>),
+    /// This core's sockets: (listener index, socket), and its broker's inbox.
+    Start(
+        Vec<(usize, std::net::TcpListener)>,
+        Option<rampart_rt::channel::Receiver<BrokerMsg>>,
+    ),
     /// Stop accepting, close connections, return within the drain timeout.
     Drain,
 }
@@ -66,6 +79,7 @@ struct Running {
     cores: Cores<CoreMsg>,
     certs: Vec<(&'static str, Arc<ReloadableCert>)>,
     counters: Arc<Counters>,
+    broker_stats: BrokerStats,
 }
 
 impl Running {
@@ -75,9 +89,19 @@ impl Running {
         if panicked > 0 {
             error!(message = "Cores panicked.", count = panicked);
         }
+        let broker = self
+            .broker_stats
+            .totals()
+            .counters()
+            .into_iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         info!(
             message = "Data plane stopped.",
-            counters = self.counters.summary()
+            counters = self.counters.summary(),
+            broker
         );
     }
 }
@@ -143,12 +167,19 @@ pub fn run(config: DataplaneConfig) -> Result<(), Error> {
 fn start(config: DataplaneConfig) -> Result<Running, Error> {
     let counters = Arc::new(Counters::default());
     let mut certs = Vec::new();
+    let mut listener_certs = Vec::new();
     for l in &config.listeners {
+        if l.plaintext {
+            listener_certs.push(None);
+            continue;
+        }
         let cert = ReloadableCert::load(l.cert.clone()).map_err(|source| Error::Tls {
             protocol: l.protocol.as_str(),
             source,
         })?;
-        certs.push((l.protocol.as_str(), Arc::new(cert)));
+        let cert = Arc::new(cert);
+        certs.push((l.protocol.as_str(), cert.clone()));
+        listener_certs.push(Some(cert));
     }
 
     // One SO_REUSEPORT socket per core, listener and address, opened here so that a port in
@@ -173,10 +204,26 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
 
     // Filled by the control link thread; read by the cores.
     let policy = PolicyHandle::new();
+    let broker_stats = BrokerStats::new(n);
+    // One inbox per core for messages between the brokers of two cores.
+    let has_mqtt = config
+        .listeners
+        .iter()
+        .any(|l| l.protocol == Protocol::Mqtt);
+    let (broker_tx, mut broker_rx): (Vec<_>, Vec<_>) = (0..n)
+        .map(|_| {
+            let (tx, rx) = rampart_rt::channel::bounded(config.broker.cross_core_queue);
+            (tx, Some(rx))
+        })
+        .unzip();
     let shared = Arc::new(Shared {
         policy: policy.clone(),
         listeners: config.listeners.clone(),
-        certs: certs.iter().map(|(_, c)| c.clone()).collect(),
+        certs: listener_certs,
+        broker: config.broker.clone(),
+        broker_stats: broker_stats.clone(),
+        broker_budget: Arc::new(AtomicUsize::new(0)),
+        broker_tx: if has_mqtt { broker_tx } else { Vec::new() },
         counters: counters.clone(),
         max_connections: config.max_connections_per_core,
         drain_timeout: config.drain_timeout,
@@ -186,7 +233,12 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
     });
     let cores = rampart_rt::start(&config.rt, main)?;
     for (core, (tx, socks)) in cores.mailboxes().iter().zip(sockets).enumerate() {
-        if tx.try_send(CoreMsg::Start(socks)).is_err() {
+        let rx = if has_mqtt {
+            broker_rx[core].take()
+        } else {
+            None
+        };
+        if tx.try_send(CoreMsg::Start(socks, rx)).is_err() {
             error!(message = "Core did not take its sockets.", core);
         }
     }
@@ -212,6 +264,7 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         cores,
         certs,
         counters,
+        broker_stats,
     })
 }
 
@@ -229,10 +282,16 @@ fn listener_summary(listeners: &[ListenerConfig]) -> String {
 /// What every core shares, read-only.
 struct Shared {
     /// The policy in force (accounts, ACLs, API keys, devices).
-    #[allow(dead_code)] // Read by the MQTT broker, HTTPS front and CIRA server as they land.
     policy: PolicyHandle,
     listeners: Vec<ListenerConfig>,
-    certs: Vec<Arc<ReloadableCert>>,
+    /// Per listener; None for plaintext ones.
+    certs: Vec<Option<Arc<ReloadableCert>>>,
+    broker: BrokerConfig,
+    broker_stats: BrokerStats,
+    /// Bytes queued to MQTT clients on every core.
+    broker_budget: Arc<AtomicUsize>,
+    /// Every core's broker inbox (empty without an MQTT listener).
+    broker_tx: Vec<rampart_rt::channel::Sender<BrokerMsg>>,
     counters: Arc<Counters>,
     max_connections: usize,
     drain_timeout: Duration,
@@ -247,25 +306,31 @@ async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
         ..
     } = ctx;
     info!(message = "Core started.", core = id, driver = driver.as_str(), cpu = ?cpu);
-    let sockets = match mailbox.recv().await {
-        Some(CoreMsg::Start(s)) => s,
+    let (sockets, broker_rx) = match mailbox.recv().await {
+        Some(CoreMsg::Start(s, rx)) => (s, rx),
         _ => return,
     };
     let drain = Drain::new();
     let log = Rc::new(LogLimiter::new(20, Duration::from_secs(1)));
+    let mqtt = broker_rx.map(|rx| start_broker(id, &shared, rx, &drain));
     let mut conn_ctxs = Vec::with_capacity(shared.listeners.len());
-    for (l, cert) in shared.listeners.iter().zip(&shared.certs) {
-        let tls = match rampart_tls::server_config(cert.clone(), l.protocol.alpn()) {
-            Ok(c) => c,
-            Err(error) => {
-                error!(message = "Cannot build TLS config.", core = id, %error);
-                return;
-            }
+    for (idx, (l, cert)) in shared.listeners.iter().zip(&shared.certs).enumerate() {
+        let tls = match cert {
+            Some(cert) => match rampart_tls::server_config(cert.clone(), l.protocol.alpn()) {
+                Ok(c) => Some(c),
+                Err(error) => {
+                    error!(message = "Cannot build TLS config.", core = id, %error);
+                    return;
+                }
+            },
+            None => None,
         };
         let first = l.protocol.first_stage();
         conn_ctxs.push(Rc::new(ConnCtx {
             protocol: l.protocol,
+            listener: idx,
             tls,
+            mqtt: mqtt.clone().filter(|_| l.protocol == Protocol::Mqtt),
             limits: IoLimits {
                 handshake: l.stage("handshake"),
                 write_stall: l.write_stall,
@@ -275,6 +340,9 @@ async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
             log: log.clone(),
             drain: drain.clone(),
         }));
+    }
+    if let Some(m) = &mqtt {
+        *m.listeners.borrow_mut() = conn_ctxs.clone();
     }
     for (idx, socket) in sockets {
         let listener = match TcpListener::from_std(socket) {
@@ -310,6 +378,65 @@ async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
         core = id,
         connections_at_drain = live
     );
+}
+
+/// Builds this core's broker and starts its inbox and ticker tasks.
+fn start_broker(
+    id: usize,
+    shared: &Arc<Shared>,
+    mut rx: rampart_rt::channel::Receiver<BrokerMsg>,
+    drain: &Drain,
+) -> Rc<MqttCore> {
+    let cfg = Rc::new(shared.broker.clone());
+    let stats = shared.broker_stats.core(id);
+    let broker = Broker::new(
+        id,
+        cfg.clone(),
+        shared.policy.clone(),
+        stats.clone(),
+        shared.broker_budget.clone(),
+        shared.broker_tx.clone(),
+    );
+    let core = Rc::new(MqttCore {
+        broker: RefCell::new(broker),
+        throttle: RefCell::default(),
+        cfg,
+        policy: shared.policy.clone(),
+        stats,
+        peers: shared.broker_tx.clone(),
+        listeners: RefCell::default(),
+    });
+    let inbox = core.clone();
+    compio::runtime::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            let now = Instant::now();
+            let handoff = inbox.broker.borrow_mut().remote(msg, now);
+            if let Some(h) = handoff {
+                mqtt::conn::adopt(h, &inbox);
+            }
+        }
+    })
+    .detach();
+    let ticker = core.clone();
+    let drain = drain.clone();
+    let stats = shared.broker_stats.clone();
+    let sys_every = shared.broker.sys_interval;
+    compio::runtime::spawn(async move {
+        let started = Instant::now();
+        let mut next_sys = started;
+        while !drain.is_draining() {
+            compio::time::sleep(TICK).await;
+            let now = Instant::now();
+            let mut broker = ticker.broker.borrow_mut();
+            broker.tick(now);
+            if id == 0 && !sys_every.is_zero() && now >= next_sys {
+                mqtt::sys::publish(&mut broker, &stats, started, now);
+                next_sys = now + sys_every;
+            }
+        }
+    })
+    .detach();
+    core
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Rc<ConnCtx>, max_connections: usize) {

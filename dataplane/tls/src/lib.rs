@@ -29,11 +29,12 @@ use rustls::{CipherSuite, SupportedCipherSuite};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+pub mod duplex;
 pub mod stream;
 
 /// Re-exported so the data plane reaches rustls only through this crate (house style rule 8).
 pub use rustls::ServerConfig;
-pub use stream::{ConnError, IoLimits, TlsStream};
+pub use stream::{ConnError, IoLimits, TlsParts, TlsStream};
 
 /// Why certificates could not be loaded.
 #[derive(Debug, thiserror::Error)]

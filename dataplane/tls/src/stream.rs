@@ -89,6 +89,15 @@ pub struct IoLimits {
     pub write_stall: Duration,
 }
 
+/// The state of an established TLS connection without its socket: `Send`, so it can move to
+/// another core with the socket's descriptor.
+#[derive(Debug)]
+pub struct TlsParts {
+    tls: ServerConnection,
+    plain: Vec<u8>,
+    write_stall: Duration,
+}
+
 /// A server-side TLS connection.
 #[derive(Debug)]
 pub struct TlsStream {
@@ -174,6 +183,41 @@ impl TlsStream {
         self.write_clock = WriteClock::new(grace.min(self.write_clock.stall()));
         let _ = self.flush_tls().await;
         let _ = self.tcp.shutdown().await;
+    }
+
+    /// Splits the connection into halves that read and write concurrently (see
+    /// [`crate::duplex`]). Plaintext already decrypted is returned first by the reader.
+    pub fn into_duplex(self) -> (crate::duplex::TlsReader, crate::duplex::TlsWriter) {
+        let stall = self.write_clock.stall();
+        crate::duplex::split(self.tcp, self.tls, self.plain, stall)
+    }
+
+    /// Takes the connection apart to move it to another core: the socket (dup it into a
+    /// `std` stream, see [`TlsParts`]), the rustls state and the plaintext not yet read.
+    pub fn into_parts(self) -> (TcpStream, TlsParts) {
+        let stall = self.write_clock.stall();
+        (
+            self.tcp,
+            TlsParts {
+                tls: self.tls,
+                plain: self.plain,
+                write_stall: stall,
+            },
+        )
+    }
+
+    /// Puts a connection taken apart by [`TlsStream::into_parts`] back together, on the core
+    /// that now owns `tcp`.
+    pub fn from_parts(tcp: TcpStream, parts: TlsParts) -> Self {
+        Self {
+            tcp,
+            tls: parts.tls,
+            read_buf: None,
+            write_buf: None,
+            plain: parts.plain,
+            peer_closed: false,
+            write_clock: WriteClock::new(parts.write_stall),
+        }
     }
 
     /// The negotiated protocol version, e.g. `TLSv1_3`.

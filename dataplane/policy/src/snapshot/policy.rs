@@ -244,6 +244,12 @@ impl Policy {
         }
     }
 
+    /// Whether `username` names an enabled account (a live MQTT connection of an account that
+    /// is no longer active is closed).
+    pub fn account_active(&self, username: &str) -> bool {
+        self.accounts.get(username).is_some_and(|a| !a.disabled)
+    }
+
     /// Whether the account `username`, connected as `client_id`, may do `action` (see
     /// [`crate::acl`] for the rules). Unknown and disabled accounts may do nothing.
     pub fn check(&self, username: &str, client_id: &str, action: AclAction<'_>) -> bool {

@@ -1,0 +1,1424 @@
+//! One core's broker: sessions, subscriptions, retained messages and routing. No I/O.
+//!
+//! Every client id has a home core (`home_core`); a connection is moved to its client id's
+//! home core right after CONNECT, so a session, its takeover and its will are always handled
+//! by one core without locks. What crosses cores is only:
+//!
+//! - every accepted PUBLISH, as one `Arc<Message>` per other core (`BrokerMsg::Publish`): the
+//!   receiving core matches it against its own subscriptions and fans it out locally, and
+//!   updates its replica of the retained messages;
+//! - shared-subscription membership (`ShareJoin`/`ShareLeave`), replicated on every core, so
+//!   every core computes the same member for a message (`pick_member`) and only that member's
+//!   core delivers it.
+//!
+//! A message is encoded once: QoS 0 deliveries share one `Bytes` per (protocol version, retain
+//! flag); QoS 1 and 2 deliveries get their own small header (packet id, subscription ids) in
+//! front of the shared payload `Bytes`.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rampart_mqtt_proto::{
+    Ack, Connack, Connect, Disconnect, Packet, Properties, Publish, QoS, RetainHandling, Suback,
+    Subscribe, SubscriptionOptions, TopicFilter, TopicName, Unsuback, Unsubscribe, Version, reason,
+};
+use rampart_policy::acl::AclAction;
+use rampart_rt::channel::Sender;
+
+use super::stats::{CoreStats, bump};
+use super::trie::Trie;
+use super::{BrokerConfig, SlowPolicy};
+use crate::policy::PolicyHandle;
+
+/// Messages between the broker parts of two cores.
+#[derive(Debug)]
+pub(crate) enum BrokerMsg {
+    /// A message published on another core.
+    Publish(Arc<Message>),
+    /// A session joined a shared subscription group.
+    ShareJoin(ShareKey, Member),
+    /// A session left a shared subscription group.
+    ShareLeave(ShareKey, Member),
+    /// A connection whose client id lives on this core.
+    Handoff(Box<super::conn::Handoff>),
+}
+
+/// `(group, filter)` of a shared subscription.
+pub(crate) type ShareKey = (Box<str>, TopicFilter);
+
+/// A session, anywhere: `(core, session key)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Member {
+    core: u32,
+    key: u64,
+}
+
+/// The core that owns a client id's session (FNV-1a, stable across restarts).
+pub(crate) fn home_core(client_id: &str, cores: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in client_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % cores.max(1) as u64) as usize
+}
+
+/// One application message, shared by every core and subscriber.
+#[derive(Debug)]
+pub(crate) struct Message {
+    pub(crate) topic: TopicName,
+    pub(crate) payload: Bytes,
+    pub(crate) qos: QoS,
+    pub(crate) retain: bool,
+    /// The properties forwarded to subscribers (format, content type, response topic,
+    /// correlation data, user properties); never the alias or subscription ids.
+    pub(crate) props: Properties,
+    /// When the message expires (v5 message expiry interval).
+    pub(crate) expires_at: Option<Instant>,
+    /// The publishing session, for no-local.
+    pub(crate) origin: Member,
+    /// Unique per message, for shared-subscription member choice.
+    pub(crate) id: u64,
+    /// Whole QoS 0 packets: [v3 retain=0, v3 retain=1, v5 retain=0, v5 retain=1].
+    encoded: [OnceLock<Bytes>; 4],
+}
+
+impl Message {
+    fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|t| now >= t)
+    }
+
+    /// The PUBLISH for one subscriber.
+    fn publish(
+        &self,
+        qos: QoS,
+        retain: bool,
+        pid: Option<u16>,
+        sub_ids: &[u32],
+        now: Instant,
+    ) -> Publish {
+        let mut properties = self.props.clone();
+        properties.subscription_identifiers = sub_ids.to_vec();
+        if let Some(t) = self.expires_at {
+            let left = t.saturating_duration_since(now).as_secs().max(1);
+            properties.message_expiry_interval = Some(u32::try_from(left).unwrap_or(u32::MAX));
+        }
+        Publish {
+            dup: false,
+            qos,
+            retain,
+            topic: self.topic.as_str().to_string(),
+            packet_id: pid,
+            properties,
+            payload: self.payload.clone(),
+        }
+    }
+
+    /// The frame of one delivery.
+    fn frame(
+        &self,
+        v: Version,
+        qos: QoS,
+        retain: bool,
+        pid: Option<u16>,
+        sub_ids: &[u32],
+        now: Instant,
+    ) -> Option<Frame> {
+        let per_sub = qos != QoS::AtMostOnce
+            || (v.is_v5() && (!sub_ids.is_empty() || self.expires_at.is_some()));
+        if !per_sub && self.payload.len() <= 4096 {
+            let slot = usize::from(v.is_v5()) * 2 + usize::from(retain);
+            let whole = self.encoded[slot].get_or_init(|| {
+                let p = self.publish(qos, retain, None, &[], now);
+                let mut b = BytesMut::new();
+                // A message that decoded encodes: the codec's limits are the same both ways.
+                let _ = Packet::Publish(p).encode(v, &mut b);
+                b.freeze()
+            });
+            if whole.is_empty() {
+                return None;
+            }
+            return Some(Frame::Whole(whole.clone()));
+        }
+        let p = self.publish(qos, retain, pid, sub_ids, now);
+        let mut head = BytesMut::with_capacity(16 + self.topic.as_str().len());
+        p.encode_head(v, &mut head).ok()?;
+        Some(Frame::Parts(head.freeze(), self.payload.clone()))
+    }
+}
+
+/// Bytes on their way to one connection.
+#[derive(Debug, Clone)]
+pub(crate) enum Frame {
+    /// A whole packet.
+    Whole(Bytes),
+    /// A PUBLISH header and its shared payload.
+    Parts(Bytes, Bytes),
+}
+
+impl Frame {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Whole(b) => b.len(),
+            Self::Parts(h, p) => h.len() + p.len(),
+        }
+    }
+}
+
+/// The connection end of a session: what the broker pushes packets into.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    pub(crate) frames: VecDeque<Frame>,
+    pub(crate) bytes: usize,
+    waker: Option<Waker>,
+    /// Set by the broker: send this DISCONNECT reason (v5) and close.
+    pub(crate) close: Option<u8>,
+    /// TLS has records of its own to send (alerts, key updates).
+    pub(crate) poke: bool,
+}
+
+impl Outbox {
+    pub(crate) fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn register(&mut self, w: &Waker) {
+        match &self.waker {
+            Some(old) if old.will_wake(w) => {}
+            _ => self.waker = Some(w.clone()),
+        }
+    }
+}
+
+pub(crate) type OutboxRef = Rc<RefCell<Outbox>>;
+
+/// What a subscription needs at delivery.
+#[derive(Debug, Clone)]
+struct SubEntry {
+    key: u64,
+    opts: SubscriptionOptions,
+    id: Option<u32>,
+}
+
+/// A session's own record of one subscription.
+#[derive(Debug, Clone)]
+struct OwnSub {
+    opts: SubscriptionOptions,
+    id: Option<u32>,
+}
+
+/// A queued or in-flight outgoing QoS 1/2 delivery.
+#[derive(Debug, Clone)]
+struct Pending {
+    msg: Arc<Message>,
+    qos: QoS,
+    retain: bool,
+    sub_ids: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+enum Inflight {
+    /// PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Publish(Pending),
+    /// PUBREL sent, waiting for PUBCOMP.
+    Release,
+}
+
+/// The live connection of a session.
+#[derive(Debug)]
+struct Link {
+    conn: u64,
+    version: Version,
+    outbox: OutboxRef,
+    /// Client's receive maximum (v5) or our in-flight limit (v3).
+    receive_max: u16,
+    /// Client's maximum packet size.
+    max_packet: u32,
+    /// Aliases the client may use (topic alias → topic name).
+    aliases: HashMap<u16, TopicName>,
+    will: Option<WillMsg>,
+    username: String,
+}
+
+#[derive(Debug, Clone)]
+struct WillMsg {
+    msg: Arc<Message>,
+    delay: u32,
+}
+
+#[derive(Debug)]
+struct Session {
+    client_id: String,
+    username: String,
+    subs: BTreeMap<TopicFilter, OwnSub>,
+    inflight: BTreeMap<u16, Inflight>,
+    queue: VecDeque<Pending>,
+    /// Incoming QoS 2 packet ids delivered and waiting for PUBREL.
+    incoming: HashSet<u16>,
+    next_pid: u16,
+    /// Seconds the session outlives its connection (u32::MAX: never).
+    expiry: u32,
+    link: Option<Link>,
+    /// Bumped on every connect; timers carry it so a reconnect cancels them.
+    epoch: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Will,
+    Expire,
+}
+
+/// What the connection gets back from a successful CONNECT.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) key: u64,
+    pub(crate) conn: u64,
+    pub(crate) client_id: String,
+}
+
+/// Why the broker wants a connection closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Close {
+    pub(crate) reason: u8,
+    pub(crate) why: &'static str,
+}
+
+impl Close {
+    fn new(reason: u8, why: &'static str) -> Self {
+        Self { reason, why }
+    }
+}
+
+/// One core's broker.
+#[derive(Debug)]
+pub(crate) struct Broker {
+    core: usize,
+    cfg: Rc<BrokerConfig>,
+    policy: PolicyHandle,
+    stats: Arc<CoreStats>,
+    /// Queued bytes over every core (the global memory budget).
+    budget: Arc<AtomicUsize>,
+    peers: Vec<Sender<BrokerMsg>>,
+    sessions: HashMap<u64, Session>,
+    by_client: HashMap<String, u64>,
+    next_key: u64,
+    next_conn: u64,
+    seq: u64,
+    subs: Trie<SubEntry>,
+    shared: Trie<(Box<str>, Vec<Member>)>,
+    retained: HashMap<TopicName, Arc<Message>>,
+    timers: BTreeSet<(Instant, u64, TimerKind, u64)>,
+    /// Wills waiting for their delay, by session.
+    will_pending: HashMap<u64, Arc<Message>>,
+    /// The policy generation the subscriptions were last checked against.
+    checked_generation: u64,
+}
+
+impl Broker {
+    pub(crate) fn new(
+        core: usize,
+        cfg: Rc<BrokerConfig>,
+        policy: PolicyHandle,
+        stats: Arc<CoreStats>,
+        budget: Arc<AtomicUsize>,
+        peers: Vec<Sender<BrokerMsg>>,
+    ) -> Self {
+        Self {
+            core,
+            cfg,
+            policy,
+            stats,
+            budget,
+            peers,
+            sessions: HashMap::new(),
+            by_client: HashMap::new(),
+            next_key: 1,
+            next_conn: 1,
+            seq: 0,
+            subs: Trie::default(),
+            shared: Trie::default(),
+            retained: HashMap::new(),
+            timers: BTreeSet::new(),
+            will_pending: HashMap::new(),
+            checked_generation: 0,
+        }
+    }
+
+    pub(crate) fn core(&self) -> usize {
+        self.core
+    }
+
+    fn me(&self, key: u64) -> Member {
+        Member {
+            core: self.core as u32,
+            key,
+        }
+    }
+
+    /// Whether the connection `conn` still owns session `key`.
+    pub(crate) fn is_current(&self, key: u64, conn: u64) -> bool {
+        self.sessions
+            .get(&key)
+            .and_then(|s| s.link.as_ref())
+            .is_some_and(|l| l.conn == conn)
+    }
+
+    // === CONNECT ===
+
+    /// Attaches an authenticated CONNECT to its session (this core is the client id's home).
+    /// Queues CONNACK and whatever the session had pending.
+    pub(crate) fn connect(
+        &mut self,
+        c: &Connect,
+        client_id: String,
+        assigned: bool,
+        username: &str,
+        outbox: OutboxRef,
+        now: Instant,
+    ) -> Accepted {
+        let v = c.version;
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        // Take over a live connection with the same client id.
+        let mut present = false;
+        let key = match self.by_client.get(&client_id).copied() {
+            Some(key) => {
+                if let Some(old) = self.sessions.get_mut(&key).and_then(|s| s.link.take()) {
+                    bump(&self.stats.takeovers, 1);
+                    {
+                        let mut ob = old.outbox.borrow_mut();
+                        ob.close = Some(reason::SESSION_TAKEN_OVER);
+                        ob.wake();
+                    }
+                    self.stats.connected.fetch_sub(1, Ordering::Relaxed);
+                    if let Some(w) = old.will {
+                        // The old connection ended without DISCONNECT: its will stands, unless
+                        // delayed and the session resumes now (MQTT 5 §3.1.3.2.2).
+                        if w.delay == 0 || c.clean_start {
+                            self.publish_will(w.msg, now);
+                        }
+                    }
+                }
+                if c.clean_start {
+                    self.drop_session(key);
+                    self.new_session(&client_id, username)
+                } else {
+                    present = true;
+                    key
+                }
+            }
+            None => self.new_session(&client_id, username),
+        };
+        let session_expiry = if v.is_v5() {
+            c.properties.session_expiry_interval.unwrap_or(0)
+        } else if c.clean_start {
+            0
+        } else {
+            u32::MAX
+        };
+        let will = c.will.as_ref().map(|w| WillMsg {
+            delay: w.properties.will_delay_interval.unwrap_or(0),
+            msg: self.new_message(
+                w.topic.clone(),
+                w.payload.clone(),
+                w.qos,
+                w.retain,
+                forwarded(&w.properties),
+                w.properties.message_expiry_interval,
+                key,
+                now,
+            ),
+        });
+        let receive_max = if v.is_v5() {
+            c.properties
+                .receive_maximum
+                .unwrap_or(u16::MAX)
+                .min(self.cfg.max_inflight)
+        } else {
+            self.cfg.max_inflight
+        };
+        let max_packet = c.properties.maximum_packet_size.unwrap_or(u32::MAX);
+        let epoch;
+        {
+            let s = self
+                .sessions
+                .get_mut(&key)
+                .expect("session just created or found");
+            s.expiry = session_expiry.min(self.cfg.max_session_expiry_secs);
+            s.username = username.to_string();
+            s.epoch += 1;
+            epoch = s.epoch;
+            s.link = Some(Link {
+                conn,
+                version: v,
+                outbox: outbox.clone(),
+                receive_max: receive_max.max(1),
+                max_packet,
+                aliases: HashMap::new(),
+                will,
+                username: username.to_string(),
+            });
+        }
+        let _ = epoch;
+        self.stats.connected.fetch_add(1, Ordering::Relaxed);
+        bump(&self.stats.connects, 1);
+
+        let mut props = Properties::default();
+        if v.is_v5() {
+            props.receive_maximum = Some(self.cfg.receive_maximum);
+            props.maximum_packet_size = Some(self.cfg.max_packet_size);
+            props.topic_alias_maximum = Some(self.cfg.topic_alias_maximum);
+            props.retain_available = None; // supported (absent means yes)
+            if assigned {
+                props.assigned_client_identifier = Some(client_id.clone());
+            }
+            if session_expiry > self.cfg.max_session_expiry_secs {
+                props.session_expiry_interval = Some(self.cfg.max_session_expiry_secs);
+            }
+            if c.keep_alive == 0 || c.keep_alive > self.cfg.max_keepalive_secs {
+                props.server_keep_alive = Some(self.cfg.max_keepalive_secs);
+            }
+        }
+        let connack = Packet::Connack(Connack {
+            session_present: present,
+            reason_code: reason::SUCCESS,
+            properties: props,
+        });
+        self.send_packet(key, &connack);
+        if present {
+            self.resume(key, now);
+        }
+        Accepted {
+            key,
+            conn,
+            client_id,
+        }
+    }
+
+    fn new_session(&mut self, client_id: &str, username: &str) -> u64 {
+        let key = self.next_key;
+        self.next_key += 1;
+        self.sessions.insert(
+            key,
+            Session {
+                client_id: client_id.to_string(),
+                username: username.to_string(),
+                subs: BTreeMap::new(),
+                inflight: BTreeMap::new(),
+                queue: VecDeque::new(),
+                incoming: HashSet::new(),
+                next_pid: 1,
+                expiry: 0,
+                link: None,
+                epoch: 0,
+            },
+        );
+        self.by_client.insert(client_id.to_string(), key);
+        key
+    }
+
+    fn drop_session(&mut self, key: u64) {
+        let Some(s) = self.sessions.remove(&key) else {
+            return;
+        };
+        if self.by_client.get(&s.client_id) == Some(&key) {
+            self.by_client.remove(&s.client_id);
+        }
+        for filter in s.subs.keys() {
+            self.unindex(key, filter);
+        }
+    }
+
+    /// Resends what a resumed session had in flight (DUP set), then its queue (§4.4).
+    fn resume(&mut self, key: u64, now: Instant) {
+        let Some(s) = self.sessions.get(&key) else {
+            return;
+        };
+        let inflight: Vec<(u16, Inflight)> =
+            s.inflight.iter().map(|(k, v)| (*k, v.clone())).collect();
+        for (pid, state) in inflight {
+            match state {
+                Inflight::Publish(p) => {
+                    let Some(link) = self.sessions.get(&key).and_then(|s| s.link.as_ref()) else {
+                        return;
+                    };
+                    let v = link.version;
+                    let mut publish = p.msg.publish(p.qos, p.retain, Some(pid), &p.sub_ids, now);
+                    publish.dup = true;
+                    let mut head = BytesMut::new();
+                    if publish.encode_head(v, &mut head).is_ok() {
+                        self.push(key, Frame::Parts(head.freeze(), p.msg.payload.clone()));
+                    }
+                }
+                Inflight::Release => {
+                    let rel = Packet::Pubrel(ack(pid, reason::SUCCESS));
+                    self.send_packet(key, &rel);
+                }
+            }
+        }
+        self.pump(key, now);
+    }
+
+    // === packets from a connected client ===
+
+    /// Handles one packet from the connection `conn` of session `key`.
+    pub(crate) fn packet(
+        &mut self,
+        key: u64,
+        conn: u64,
+        p: Packet,
+        now: Instant,
+    ) -> Result<(), Close> {
+        if !self.is_current(key, conn) {
+            return Err(Close::new(reason::SESSION_TAKEN_OVER, "session taken over"));
+        }
+        match p {
+            Packet::Publish(p) => self.on_publish(key, p, now),
+            Packet::Puback(a) => {
+                if let Some(Inflight::Publish(_)) = self.session(key).inflight.get(&a.packet_id) {
+                    self.session(key).inflight.remove(&a.packet_id);
+                    self.pump(key, now);
+                }
+                Ok(())
+            }
+            Packet::Pubrec(a) => {
+                let s = self.session(key);
+                match s.inflight.get(&a.packet_id) {
+                    Some(Inflight::Publish(_)) if a.reason_code >= 0x80 => {
+                        s.inflight.remove(&a.packet_id);
+                        self.pump(key, now);
+                    }
+                    Some(Inflight::Publish(_)) | Some(Inflight::Release) => {
+                        s.inflight.insert(a.packet_id, Inflight::Release);
+                        self.send_packet(key, &Packet::Pubrel(ack(a.packet_id, reason::SUCCESS)));
+                    }
+                    None => {
+                        self.send_packet(
+                            key,
+                            &Packet::Pubrel(ack(a.packet_id, reason::PACKET_ID_NOT_FOUND)),
+                        );
+                    }
+                }
+                Ok(())
+            }
+            Packet::Pubcomp(a) => {
+                if let Some(Inflight::Release) = self.session(key).inflight.get(&a.packet_id) {
+                    self.session(key).inflight.remove(&a.packet_id);
+                    self.pump(key, now);
+                }
+                Ok(())
+            }
+            Packet::Pubrel(a) => {
+                let found = self.session(key).incoming.remove(&a.packet_id);
+                let code = if found {
+                    reason::SUCCESS
+                } else {
+                    reason::PACKET_ID_NOT_FOUND
+                };
+                self.send_packet(key, &Packet::Pubcomp(ack(a.packet_id, code)));
+                Ok(())
+            }
+            Packet::Subscribe(s) => self.on_subscribe(key, s, now),
+            Packet::Unsubscribe(u) => {
+                self.on_unsubscribe(key, u);
+                Ok(())
+            }
+            Packet::Pingreq => {
+                self.send_packet(key, &Packet::Pingresp);
+                Ok(())
+            }
+            Packet::Disconnect(d) => self.on_disconnect(key, d),
+            Packet::Connect(_) => Err(Close::new(reason::PROTOCOL_ERROR, "second CONNECT")),
+            Packet::Auth(_) => Err(Close::new(
+                reason::PROTOCOL_ERROR,
+                "AUTH without an authentication method",
+            )),
+            Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp => Err(
+                Close::new(reason::PROTOCOL_ERROR, "server-only packet from a client"),
+            ),
+        }
+    }
+
+    fn session(&mut self, key: u64) -> &mut Session {
+        self.sessions
+            .get_mut(&key)
+            .expect("caller checked the session exists")
+    }
+
+    fn link(&self, key: u64) -> Option<&Link> {
+        self.sessions.get(&key).and_then(|s| s.link.as_ref())
+    }
+
+    fn on_disconnect(&mut self, key: u64, d: Disconnect) -> Result<(), Close> {
+        let max_expiry = self.cfg.max_session_expiry_secs;
+        let s = self.session(key);
+        if let Some(e) = d.properties.session_expiry_interval {
+            if s.expiry == 0 && e != 0 {
+                return Err(Close::new(
+                    reason::PROTOCOL_ERROR,
+                    "session expiry set after 0",
+                ));
+            }
+            s.expiry = e.min(max_expiry);
+        }
+        // A normal DISCONNECT discards the will; 0x04 asks for it (MQTT 5 §3.14.2.1).
+        if d.reason_code != reason::DISCONNECT_WITH_WILL {
+            if let Some(l) = s.link.as_mut() {
+                l.will = None;
+            }
+        }
+        Err(Close::new(reason::SUCCESS, "client disconnected"))
+    }
+
+    fn on_publish(&mut self, key: u64, mut p: Publish, now: Instant) -> Result<(), Close> {
+        let (v, username) = match self.link(key) {
+            Some(l) => (l.version, l.username.clone()),
+            None => return Ok(()),
+        };
+        // Topic alias (client → server, MQTT 5 §3.3.2.3.4).
+        let topic = if let Some(alias) = p.properties.topic_alias.take() {
+            if alias == 0 || alias > self.cfg.topic_alias_maximum {
+                return Err(Close::new(
+                    reason::TOPIC_ALIAS_INVALID,
+                    "topic alias out of range",
+                ));
+            }
+            let link = self.session(key).link.as_mut().expect("checked above");
+            if p.topic.is_empty() {
+                match link.aliases.get(&alias) {
+                    Some(t) => t.clone(),
+                    None => return Err(Close::new(reason::PROTOCOL_ERROR, "unknown topic alias")),
+                }
+            } else {
+                let t = TopicName::new(std::mem::take(&mut p.topic))
+                    .map_err(|_| Close::new(reason::TOPIC_NAME_INVALID, "bad topic"))?;
+                link.aliases.insert(alias, t.clone());
+                t
+            }
+        } else {
+            TopicName::new(std::mem::take(&mut p.topic))
+                .map_err(|_| Close::new(reason::TOPIC_NAME_INVALID, "bad topic"))?
+        };
+        if p.qos == QoS::ExactlyOnce {
+            let pid = p.packet_id.unwrap_or(0);
+            let s = self.session(key);
+            if s.incoming.contains(&pid) {
+                // A resend of a message we already took: acknowledge, do not deliver twice.
+                self.send_packet(key, &Packet::Pubrec(ack(pid, reason::SUCCESS)));
+                return Ok(());
+            }
+            if s.incoming.len() >= usize::from(self.cfg.receive_maximum) {
+                return Err(Close::new(
+                    reason::RECEIVE_MAX_EXCEEDED,
+                    "receive maximum exceeded",
+                ));
+            }
+        }
+        let client_id = self.sessions[&key].client_id.clone();
+        let allowed = p.payload.len() <= self.max_payload()
+            && self.policy.current().is_some_and(|pol| {
+                pol.check(&username, &client_id, AclAction::Publish(topic.as_str()))
+            });
+        let too_large = p.payload.len() > self.max_payload();
+        let code = if too_large {
+            reason::PACKET_TOO_LARGE
+        } else if !allowed {
+            bump(&self.stats.acl_denied_publish, 1);
+            super::audit::denied_publish(&username, &client_id, topic.as_str());
+            reason::NOT_AUTHORIZED
+        } else {
+            reason::SUCCESS
+        };
+        // MQTT 3 has no negative acknowledgement: a refused message is acknowledged and
+        // dropped, as Mosquitto does.
+        let code_on_wire = if v.is_v5() { code } else { reason::SUCCESS };
+        match (p.qos, p.packet_id) {
+            (QoS::AtLeastOnce, Some(pid)) => {
+                self.send_packet(key, &Packet::Puback(ack(pid, code_on_wire)))
+            }
+            (QoS::ExactlyOnce, Some(pid)) => {
+                if code == reason::SUCCESS {
+                    self.session(key).incoming.insert(pid);
+                }
+                self.send_packet(key, &Packet::Pubrec(ack(pid, code_on_wire)))
+            }
+            _ => {}
+        }
+        if code != reason::SUCCESS {
+            return Ok(());
+        }
+        bump(&self.stats.messages_in, 1);
+        bump(&self.stats.bytes_in, p.payload.len() as u64);
+        let expiry = p.properties.message_expiry_interval;
+        let msg = self.new_message(
+            topic,
+            p.payload,
+            p.qos,
+            p.retain,
+            forwarded(&p.properties),
+            expiry,
+            key,
+            now,
+        );
+        self.route(msg, now);
+        Ok(())
+    }
+
+    fn max_payload(&self) -> usize {
+        let policy_max = self
+            .policy
+            .current()
+            .map_or(u32::MAX, |p| p.limits().max_message_bytes);
+        policy_max.min(self.cfg.max_packet_size) as usize
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_message(
+        &mut self,
+        topic: TopicName,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        props: Properties,
+        expiry: Option<u32>,
+        key: u64,
+        now: Instant,
+    ) -> Arc<Message> {
+        self.seq += 1;
+        Arc::new(Message {
+            topic,
+            payload,
+            qos,
+            retain,
+            props,
+            expires_at: expiry.map(|s| now + Duration::from_secs(u64::from(s))),
+            origin: self.me(key),
+            id: (self.seq << 8) | self.core as u64,
+            encoded: Default::default(),
+        })
+    }
+
+    /// Routes a message accepted on this core: every other core gets one handle, then this
+    /// core fans it out to its own subscribers.
+    pub(crate) fn route(&mut self, msg: Arc<Message>, now: Instant) {
+        for (core, peer) in self.peers.iter().enumerate() {
+            if core != self.core && peer.try_send(BrokerMsg::Publish(msg.clone())).is_err() {
+                bump(&self.stats.dropped_cross_core, 1);
+            }
+        }
+        self.deliver_local(&msg, now);
+    }
+
+    /// A message from any core: retained replica, local subscribers, shared groups.
+    pub(crate) fn deliver_local(&mut self, msg: &Arc<Message>, now: Instant) {
+        if msg.retain {
+            if msg.payload.is_empty() {
+                self.retained.remove(&msg.topic);
+            } else {
+                self.retained.insert(msg.topic.clone(), msg.clone());
+            }
+        }
+        // Collect first: delivering needs `&mut self`. One subscriber may have several
+        // matching subscriptions: it gets the message once, at the highest QoS, with every
+        // subscription id (MQTT 5 §3.3.4).
+        let mut targets: Vec<(u64, SubscriptionOptions, Option<u32>)> = Vec::new();
+        self.subs.for_each_match(msg.topic.as_str(), |e| {
+            targets.push((e.key, e.opts, e.id));
+        });
+        let mut members: Vec<u64> = Vec::new();
+        let me = self.core as u32;
+        self.shared
+            .for_each_match(msg.topic.as_str(), |(_, group)| {
+                if let Some(m) = pick_member(group, msg.id) {
+                    if m.core == me {
+                        members.push(m.key);
+                    }
+                }
+            });
+        if targets.len() > 1 {
+            targets.sort_by_key(|t| t.0);
+        }
+        let mut i = 0;
+        while i < targets.len() {
+            let key = targets[i].0;
+            let mut opts = targets[i].1;
+            let mut ids: Vec<u32> = Vec::new();
+            while i < targets.len() && targets[i].0 == key {
+                opts.qos = opts.qos.max(targets[i].1.qos);
+                opts.retain_as_published |= targets[i].1.retain_as_published;
+                if let Some(id) = targets[i].2 {
+                    ids.push(id);
+                }
+                i += 1;
+            }
+            if opts.no_local && msg.origin == self.me(key) {
+                continue;
+            }
+            let retain = opts.retain_as_published && msg.retain;
+            self.deliver(key, msg, opts.qos, retain, ids, now);
+        }
+        for key in members {
+            let opts = self.sessions.get(&key).and_then(|s| {
+                s.subs
+                    .iter()
+                    .find(|(f, _)| f.shared().is_some() && f.matches(&msg.topic))
+                    .map(|(_, o)| o.clone())
+            });
+            if let Some(o) = opts {
+                self.deliver(key, msg, o.opts.qos, false, o.id.into_iter().collect(), now);
+            }
+        }
+    }
+
+    /// One delivery to one local session.
+    fn deliver(
+        &mut self,
+        key: u64,
+        msg: &Arc<Message>,
+        sub_qos: QoS,
+        retain: bool,
+        sub_ids: Vec<u32>,
+        now: Instant,
+    ) {
+        if msg.expired(now) {
+            bump(&self.stats.dropped_expired, 1);
+            return;
+        }
+        let qos = msg.qos.min(sub_qos);
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        // Receiving is authorised at SUBSCRIBE (a filter within a `read` rule and clear of
+        // every `deny`), and `recheck_policy` drops subscriptions a new policy no longer
+        // allows, so nothing is decided per delivered message.
+        if qos == QoS::AtMostOnce {
+            let Some(link) = s.link.as_ref() else {
+                return; // QoS 0 is not queued for offline sessions.
+            };
+            let Some(frame) = msg.frame(link.version, qos, retain, None, &sub_ids, now) else {
+                return;
+            };
+            if frame.len() > link.max_packet as usize {
+                bump(&self.stats.dropped_too_large, 1);
+                return;
+            }
+            let full = {
+                let ob = link.outbox.borrow();
+                ob.frames.len() >= self.cfg.max_queued_messages
+                    || (ob.bytes + frame.len() > self.cfg.max_queued_bytes && !ob.frames.is_empty())
+            };
+            if full {
+                bump(&self.stats.dropped_qos0_slow, 1);
+                if self.cfg.slow_policy == SlowPolicy::Disconnect {
+                    bump(&self.stats.disconnected_slow, 1);
+                    let mut ob = link.outbox.borrow_mut();
+                    ob.close = Some(reason::QUOTA_EXCEEDED);
+                    ob.wake();
+                }
+                return;
+            }
+            if self.over_budget(frame.len()) {
+                bump(&self.stats.dropped_memory, 1);
+                return;
+            }
+            bump(&self.stats.messages_out, 1);
+            bump(&self.stats.bytes_out, msg.payload.len() as u64);
+            self.push(key, frame);
+            return;
+        }
+        if s.queue.len() >= self.cfg.max_queued_messages {
+            bump(&self.stats.dropped_queue_full, 1);
+            return;
+        }
+        s.queue.push_back(Pending {
+            msg: msg.clone(),
+            qos,
+            retain,
+            sub_ids,
+        });
+        self.pump(key, now);
+    }
+
+    fn over_budget(&self, n: usize) -> bool {
+        self.budget.load(Ordering::Relaxed) + n > self.cfg.memory_budget_bytes
+    }
+
+    /// Moves queued QoS 1/2 deliveries into flight while the client's window allows.
+    fn pump(&mut self, key: u64, now: Instant) {
+        loop {
+            let Some(s) = self.sessions.get_mut(&key) else {
+                return;
+            };
+            let Some((receive_max, v, max_packet)) = s
+                .link
+                .as_ref()
+                .map(|l| (l.receive_max, l.version, l.max_packet))
+            else {
+                return;
+            };
+            if s.inflight.len() >= usize::from(receive_max) {
+                return;
+            }
+            let Some(p) = s.queue.pop_front() else {
+                return;
+            };
+            if p.msg.expired(now) {
+                bump(&self.stats.dropped_expired, 1);
+                continue;
+            }
+            let pid = next_pid(s);
+            let Some(frame) = p.msg.frame(v, p.qos, p.retain, Some(pid), &p.sub_ids, now) else {
+                continue;
+            };
+            if frame.len() > max_packet as usize {
+                bump(&self.stats.dropped_too_large, 1);
+                continue;
+            }
+            bump(&self.stats.messages_out, 1);
+            bump(&self.stats.bytes_out, p.msg.payload.len() as u64);
+            s.inflight.insert(pid, Inflight::Publish(p));
+            self.push(key, frame);
+        }
+    }
+
+    fn push(&mut self, key: u64, frame: Frame) {
+        let Some(link) = self.sessions.get(&key).and_then(|s| s.link.as_ref()) else {
+            return;
+        };
+        let mut ob = link.outbox.borrow_mut();
+        ob.bytes += frame.len();
+        self.budget.fetch_add(frame.len(), Ordering::Relaxed);
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        ob.frames.push_back(frame);
+        ob.wake();
+    }
+
+    /// Encodes a control packet for the session's connection.
+    fn send_packet(&mut self, key: u64, p: &Packet) {
+        let Some(v) = self.link(key).map(|l| l.version) else {
+            return;
+        };
+        let mut b = BytesMut::new();
+        if p.encode(v, &mut b).is_ok() {
+            self.push(key, Frame::Whole(b.freeze()));
+        }
+    }
+
+    /// The connection took `frames` frames of `bytes` bytes out of its outbox.
+    pub(crate) fn taken(&self, frames: usize, bytes: usize) {
+        self.budget.fetch_sub(bytes, Ordering::Relaxed);
+        self.stats
+            .queued
+            .fetch_sub(frames as i64, Ordering::Relaxed);
+    }
+
+    // === SUBSCRIBE / UNSUBSCRIBE ===
+
+    fn on_subscribe(&mut self, key: u64, sub: Subscribe, now: Instant) -> Result<(), Close> {
+        let (v, username) = match self.link(key) {
+            Some(l) => (l.version, l.username.clone()),
+            None => return Ok(()),
+        };
+        let client_id = self.sessions[&key].client_id.clone();
+        let sub_id = sub.properties.subscription_identifiers.first().copied();
+        let policy = self.policy.current();
+        let max_subs = policy
+            .as_ref()
+            .map_or(0, |p| p.limits().max_subscriptions_per_client as usize);
+        let mut codes = Vec::with_capacity(sub.filters.len());
+        let mut retained_out: Vec<(Arc<Message>, QoS, bool, Option<u32>)> = Vec::new();
+        for (filter, opts) in sub.filters {
+            let inner = filter.shared().map_or(filter.as_str(), |(_, f)| f);
+            let allowed = policy
+                .as_ref()
+                .is_some_and(|p| p.check(&username, &client_id, AclAction::Subscribe(inner)));
+            if !allowed {
+                bump(&self.stats.acl_denied_subscribe, 1);
+                super::audit::denied_subscribe(&username, &client_id, filter.as_str());
+                codes.push(if v.is_v5() {
+                    reason::NOT_AUTHORIZED
+                } else {
+                    0x80
+                });
+                continue;
+            }
+            if filter.shared().is_some() && opts.no_local {
+                // MQTT 5 §3.8.3.1: no-local on a shared subscription is a protocol error.
+                return Err(Close::new(
+                    reason::PROTOCOL_ERROR,
+                    "no-local on a shared subscription",
+                ));
+            }
+            let s = self.session(key);
+            let existed = s.subs.contains_key(&filter);
+            if !existed && s.subs.len() >= max_subs {
+                codes.push(if v.is_v5() {
+                    reason::QUOTA_EXCEEDED
+                } else {
+                    0x80
+                });
+                continue;
+            }
+            s.subs.insert(filter.clone(), OwnSub { opts, id: sub_id });
+            if existed {
+                self.unindex(key, &filter);
+            }
+            self.index(key, &filter, opts, sub_id);
+            codes.push(opts.qos.as_u8());
+            // Retained messages (MQTT 5 §3.3.1.3, retain handling); never for shared
+            // subscriptions (§4.8.2).
+            let send = filter.shared().is_none()
+                && match opts.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendIfNew => !existed,
+                    RetainHandling::DoNotSend => false,
+                };
+            if send {
+                for m in self.retained.values() {
+                    if filter.matches(&m.topic) && !m.expired(now) {
+                        retained_out.push((m.clone(), opts.qos, true, sub_id));
+                    }
+                }
+            }
+        }
+        let suback = Packet::Suback(Suback {
+            packet_id: sub.packet_id,
+            reason_codes: codes,
+            properties: Properties::default(),
+        });
+        self.send_packet(key, &suback);
+        for (m, qos, retain, id) in retained_out {
+            self.deliver(key, &m, qos, retain, id.into_iter().collect(), now);
+        }
+        Ok(())
+    }
+
+    fn on_unsubscribe(&mut self, key: u64, u: Unsubscribe) {
+        let mut codes = Vec::with_capacity(u.filters.len());
+        for f in u.filters {
+            if self.session(key).subs.remove(&f).is_some() {
+                self.unindex(key, &f);
+                codes.push(reason::SUCCESS);
+            } else {
+                codes.push(reason::NO_SUBSCRIPTION_EXISTED);
+            }
+        }
+        let v5 = self.link(key).is_some_and(|l| l.version.is_v5());
+        let unsuback = Packet::Unsuback(Unsuback {
+            packet_id: u.packet_id,
+            reason_codes: if v5 { codes } else { Vec::new() },
+            properties: Properties::default(),
+        });
+        self.send_packet(key, &unsuback);
+    }
+
+    fn index(
+        &mut self,
+        key: u64,
+        filter: &TopicFilter,
+        opts: SubscriptionOptions,
+        id: Option<u32>,
+    ) {
+        match filter.shared() {
+            Some((group, inner)) => {
+                let Ok(inner) = TopicFilter::new(inner) else {
+                    return;
+                };
+                let share = (Box::from(group), inner);
+                let me = self.me(key);
+                self.share_join(&share, me);
+                for (core, peer) in self.peers.iter().enumerate() {
+                    if core != self.core {
+                        // Membership must reach every core; a full queue here would leave the
+                        // replicas disagreeing, so it is counted and logged by the caller's
+                        // counters like any cross-core drop.
+                        if peer
+                            .try_send(BrokerMsg::ShareJoin(share.clone(), me))
+                            .is_err()
+                        {
+                            bump(&self.stats.dropped_cross_core, 1);
+                        }
+                    }
+                }
+            }
+            None => self
+                .subs
+                .slot(filter.as_str())
+                .push(SubEntry { key, opts, id }),
+        }
+    }
+
+    fn unindex(&mut self, key: u64, filter: &TopicFilter) {
+        match filter.shared() {
+            Some((group, inner)) => {
+                let Ok(inner) = TopicFilter::new(inner) else {
+                    return;
+                };
+                let share = (Box::from(group), inner);
+                let me = self.me(key);
+                self.share_leave(&share, me);
+                for (core, peer) in self.peers.iter().enumerate() {
+                    if core != self.core
+                        && peer
+                            .try_send(BrokerMsg::ShareLeave(share.clone(), me))
+                            .is_err()
+                    {
+                        bump(&self.stats.dropped_cross_core, 1);
+                    }
+                }
+            }
+            None => {
+                self.subs.remove_where(filter.as_str(), |e| e.key == key);
+            }
+        }
+    }
+
+    pub(crate) fn share_join(&mut self, (group, filter): &ShareKey, m: Member) {
+        let mut slot = self.shared.slot(filter.as_str());
+        match slot.find(|(g, _)| g == group) {
+            Some((_, members)) => {
+                if let Err(at) = members.binary_search(&m) {
+                    members.insert(at, m);
+                }
+            }
+            None => slot.push((group.clone(), vec![m])),
+        }
+    }
+
+    pub(crate) fn share_leave(&mut self, (group, filter): &ShareKey, m: Member) {
+        let mut emptied = false;
+        if let Some((_, members)) = self.shared.slot(filter.as_str()).find(|(g, _)| g == group) {
+            members.retain(|x| *x != m);
+            emptied = members.is_empty();
+        }
+        if emptied {
+            self.shared
+                .remove_where(filter.as_str(), |(g, ms)| g == group && ms.is_empty());
+        }
+    }
+
+    // === disconnect, wills, expiry ===
+
+    /// The connection `conn` of session `key` has ended. `graceful`: after a DISCONNECT
+    /// without will.
+    pub(crate) fn disconnected(&mut self, key: u64, conn: u64, now: Instant) {
+        if !self.is_current(key, conn) {
+            return;
+        }
+        self.stats.connected.fetch_sub(1, Ordering::Relaxed);
+        let s = self.session(key);
+        let link = s.link.take().expect("is_current checked the link");
+        let epoch = s.epoch;
+        let expiry = s.expiry;
+        // Undelivered QoS 0 frames die with the connection; the budget gets them back.
+        {
+            let mut ob = link.outbox.borrow_mut();
+            let n = ob.frames.len();
+            let bytes = ob.bytes;
+            ob.frames.clear();
+            ob.bytes = 0;
+            drop(ob);
+            self.taken(n, bytes);
+        }
+        if let Some(w) = link.will {
+            let delay = w.delay.min(expiry);
+            if delay == 0 {
+                self.publish_will(w.msg, now);
+            } else {
+                self.will_pending.insert(key, w.msg);
+                self.timers.insert((
+                    now + Duration::from_secs(u64::from(delay)),
+                    key,
+                    TimerKind::Will,
+                    epoch,
+                ));
+            }
+        }
+        if expiry == 0 {
+            self.drop_session(key);
+        } else if expiry != u32::MAX {
+            self.timers.insert((
+                now + Duration::from_secs(u64::from(expiry)),
+                key,
+                TimerKind::Expire,
+                epoch,
+            ));
+        }
+    }
+
+    fn publish_will(&mut self, msg: Arc<Message>, now: Instant) {
+        let Some(s) = self.sessions.get(&msg.origin.key) else {
+            return;
+        };
+        // The will is checked against the ACLs when it is sent, not when it was set.
+        let allowed = self.policy.current().is_some_and(|p| {
+            p.check(
+                &s.username,
+                &s.client_id,
+                AclAction::Publish(msg.topic.as_str()),
+            )
+        });
+        if allowed {
+            bump(&self.stats.wills_published, 1);
+            self.route(msg, now);
+        } else {
+            bump(&self.stats.acl_denied_publish, 1);
+        }
+    }
+
+    /// Runs due timers (delayed wills, session expiry) and the policy re-check. Called by the
+    /// core's ticker a few times a second.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        while let Some(&(at, key, kind, epoch)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            let live = self
+                .sessions
+                .get(&key)
+                .is_some_and(|s| s.epoch == epoch && s.link.is_none());
+            match kind {
+                TimerKind::Will => {
+                    if let Some(msg) = self.will_pending.remove(&key) {
+                        if live {
+                            self.publish_will(msg, now);
+                        }
+                    }
+                }
+                TimerKind::Expire => {
+                    if live {
+                        bump(&self.stats.sessions_expired, 1);
+                        if let Some(msg) = self.will_pending.remove(&key) {
+                            self.publish_will(msg, now);
+                        }
+                        self.drop_session(key);
+                    }
+                }
+            }
+        }
+        self.recheck_policy();
+    }
+
+    /// After a policy change: disconnect sessions whose account is gone or disabled, and drop
+    /// subscriptions the ACLs no longer allow.
+    fn recheck_policy(&mut self) {
+        let Some(policy) = self.policy.current() else {
+            return;
+        };
+        if policy.generation() == self.checked_generation {
+            return;
+        }
+        self.checked_generation = policy.generation();
+        let keys: Vec<u64> = self.sessions.keys().copied().collect();
+        for key in keys {
+            let s = &self.sessions[&key];
+            if !policy.account_active(&s.username) {
+                if let Some(link) = self.sessions[&key].link.as_ref() {
+                    bump(&self.stats.revoked, 1);
+                    let mut ob = link.outbox.borrow_mut();
+                    ob.close = Some(reason::ADMINISTRATIVE_ACTION);
+                    ob.wake();
+                }
+                continue;
+            }
+            let gone: Vec<TopicFilter> = s
+                .subs
+                .keys()
+                .filter(|f| {
+                    let inner = f.shared().map_or(f.as_str(), |(_, i)| i);
+                    !policy.check(&s.username, &s.client_id, AclAction::Subscribe(inner))
+                })
+                .cloned()
+                .collect();
+            for f in gone {
+                self.session(key).subs.remove(&f);
+                self.unindex(key, &f);
+            }
+        }
+    }
+
+    /// Publishes a message of the broker's own (`$SYS`), retained, QoS 0.
+    pub(crate) fn publish_internal(&mut self, topic: TopicName, payload: Bytes, now: Instant) {
+        let msg = self.new_message(
+            topic,
+            payload,
+            QoS::AtMostOnce,
+            true,
+            Properties::default(),
+            None,
+            0,
+            now,
+        );
+        self.route(msg, now);
+    }
+
+    /// A message from another core.
+    pub(crate) fn remote(
+        &mut self,
+        msg: BrokerMsg,
+        now: Instant,
+    ) -> Option<Box<super::conn::Handoff>> {
+        match msg {
+            BrokerMsg::Publish(m) => self.deliver_local(&m, now),
+            BrokerMsg::ShareJoin(k, m) => self.share_join(&k, m),
+            BrokerMsg::ShareLeave(k, m) => self.share_leave(&k, m),
+            BrokerMsg::Handoff(h) => return Some(h),
+        }
+        None
+    }
+
+    /// Every retained message, for `$SYS` counts and persistence.
+    pub(crate) fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+}
+
+/// The member of a shared group that gets message `id`: the same answer on every core.
+fn pick_member(group: &[Member], id: u64) -> Option<Member> {
+    if group.is_empty() {
+        return None;
+    }
+    // Spread consecutive ids (which differ in the high bits) over the members.
+    let h = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    group.get((h % group.len() as u64) as usize).copied()
+}
+
+fn next_pid(s: &mut Session) -> u16 {
+    loop {
+        let pid = s.next_pid;
+        s.next_pid = s.next_pid.checked_add(1).unwrap_or(1);
+        if !s.inflight.contains_key(&pid) {
+            return pid;
+        }
+    }
+}
+
+fn ack(packet_id: u16, reason_code: u8) -> Ack {
+    Ack {
+        packet_id,
+        reason_code,
+        properties: Properties::default(),
+    }
+}
+
+/// The properties a PUBLISH carries on to subscribers (MQTT 5 §3.3.2.3).
+fn forwarded(p: &Properties) -> Properties {
+    Properties {
+        payload_format_indicator: p.payload_format_indicator,
+        content_type: p.content_type.clone(),
+        response_topic: p.response_topic.clone(),
+        correlation_data: p.correlation_data.clone(),
+        user_properties: p.user_properties.clone(),
+        ..Properties::default()
+    }
+}

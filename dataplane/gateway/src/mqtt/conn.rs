@@ -1,0 +1,632 @@
+//! One MQTT connection: CONNECT under its deadline, authentication, the move to the client
+//! id's home core, then a reader and a writer side by side until either ends.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use compio::io::{AsyncWrite, AsyncWriteExt};
+use compio::net::TcpStream;
+use futures_util::future::{Either, select};
+use rampart_deadline::{StageClock, Timeout};
+use rampart_mqtt_proto::{
+    Connack, Connect, DecodeCtx, DecodeError, Disconnect, Packet, Properties, Version, decode,
+    reason,
+};
+use rampart_policy::snapshot::AuthDecision;
+use rampart_rt::channel::Sender;
+use rampart_tls::{ConnError, TlsParts, TlsStream};
+use tracing::{debug, info};
+
+use super::BrokerConfig;
+use super::audit;
+use super::broker::{Broker, BrokerMsg, Frame, Outbox, OutboxRef, home_core};
+use super::stats::{CoreStats, bump};
+use super::throttle::Throttle;
+use super::transport::{Reader, Writer, read_plain};
+use crate::conn::ConnCtx;
+use crate::metrics::Event;
+use crate::policy::PolicyHandle;
+
+/// How long a closing connection gets to flush its last packets.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Frames taken from the outbox per flush.
+const BATCH_FRAMES: usize = 1024;
+/// Bytes taken from the outbox per flush (beyond the first frame).
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// One core's broker and what its connections share.
+#[derive(Debug)]
+pub(crate) struct MqttCore {
+    pub(crate) broker: RefCell<Broker>,
+    pub(crate) throttle: RefCell<Throttle>,
+    pub(crate) cfg: Rc<BrokerConfig>,
+    pub(crate) policy: PolicyHandle,
+    pub(crate) stats: Arc<CoreStats>,
+    pub(crate) peers: Vec<Sender<BrokerMsg>>,
+    /// This core's contexts by listener index, for connections handed over from other cores.
+    pub(crate) listeners: RefCell<Vec<Rc<ConnCtx>>>,
+}
+
+/// A connection on its way to its client id's home core. Everything in it is `Send`.
+#[derive(Debug)]
+pub(crate) struct Handoff {
+    fd: std::net::TcpStream,
+    tls: Option<TlsParts>,
+    peer: SocketAddr,
+    listener: usize,
+    connect: Box<Connect>,
+    leftover: BytesMut,
+    client_id: String,
+    assigned: bool,
+    username: String,
+}
+
+/// The socket, before the connection is split into halves.
+#[derive(Debug)]
+pub(crate) enum Io {
+    Tls(TlsStream),
+    Plain(TcpStream),
+}
+
+impl Io {
+    async fn read(
+        &mut self,
+        dst: &mut BytesMut,
+        clock: &mut StageClock,
+    ) -> Result<usize, ConnError> {
+        let stage = Timeout::Stage("connect");
+        match self {
+            Self::Tls(s) => {
+                let mut v = Vec::new();
+                let n = s.read(&mut v, clock, stage).await?;
+                dst.extend_from_slice(&v);
+                Ok(n)
+            }
+            Self::Plain(tcp) => {
+                let n = read_plain(tcp, dst, clock.deadline(), stage).await?;
+                clock.on_bytes(n);
+                Ok(n)
+            }
+        }
+    }
+
+    async fn write_all(&mut self, data: Vec<u8>) -> Result<(), ConnError> {
+        match self {
+            Self::Tls(s) => s.write_all(&data).await,
+            Self::Plain(tcp) => {
+                let fut = tcp.write_all(data);
+                let compio::BufResult(res, _) = compio::time::timeout(CLOSE_GRACE, fut)
+                    .await
+                    .map_err(|_| ConnError::Timeout(Timeout::WriteStall))?;
+                Ok(res?)
+            }
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Self::Tls(s) => s.shutdown(CLOSE_GRACE).await,
+            Self::Plain(mut tcp) => {
+                let _ = compio::time::timeout(CLOSE_GRACE, tcp.shutdown()).await;
+            }
+        }
+    }
+
+    fn split(self, write_stall: Duration) -> (Reader, Writer) {
+        match self {
+            Self::Tls(s) => {
+                let (r, w) = s.into_duplex();
+                (Reader::Tls(r), Writer::Tls(w))
+            }
+            Self::Plain(tcp) => {
+                let (r, w) = tcp.into_split();
+                (Reader::Plain(r), Writer::plain(w, write_stall))
+            }
+        }
+    }
+}
+
+/// Serves a new connection from its first byte after the TLS handshake.
+pub(crate) async fn serve(mut io: Io, peer: SocketAddr, ctx: Rc<ConnCtx>, core: Rc<MqttCore>) {
+    let (_, limit) = ctx.first_stage;
+    let mut clock = StageClock::start(limit, Instant::now());
+    let mut buf = BytesMut::new();
+    let dctx = DecodeCtx {
+        version: None,
+        max_packet_size: core.cfg.max_packet_size,
+    };
+    let connect = loop {
+        match decode(&mut buf, dctx) {
+            Ok(Some(Packet::Connect(c))) => break c,
+            Ok(Some(_)) => {
+                bump(&core.stats.protocol_errors, 1);
+                io.close().await;
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                bump(&core.stats.protocol_errors, 1);
+                debug!(message = "Bad CONNECT.", %peer, error = %e);
+                if let DecodeError::UnsupportedProtocol { .. } = e {
+                    // MQTT 3.1.1 §3.1.2.2: answer with return code 1 in the 3.1.1 format.
+                    refuse(&mut io, Version::V311, reason::UNSUPPORTED_PROTOCOL_VERSION).await;
+                }
+                io.close().await;
+                return;
+            }
+        }
+        let read = {
+            let read = pin!(io.read(&mut buf, &mut clock));
+            let drained = pin!(ctx.drain.signaled());
+            match select(read, drained).await {
+                Either::Left((r, _)) => Some(r),
+                Either::Right(_) => None,
+            }
+        };
+        match read {
+            None => {
+                ctx.record(Event::Drained);
+                io.close().await;
+                return;
+            }
+            Some(Ok(0)) => {
+                ctx.record(Event::PeerClosed);
+                io.close().await;
+                return;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                ctx.close_with(peer, &e);
+                if matches!(e, ConnError::Timeout(t) if t != Timeout::WriteStall) {
+                    io.close().await;
+                }
+                return;
+            }
+        }
+    };
+    let v = connect.version;
+
+    // Authentication: no anonymous access; the cheapest refusals first.
+    let now = Instant::now();
+    let client_id_for_log = connect.client_id.clone();
+    let Some(username) = connect.username.clone() else {
+        bump(&core.stats.auth_failures, 1);
+        audit::denied_login("", &client_id_for_log, peer, "anonymous");
+        refuse(&mut io, v, reason::NOT_AUTHORIZED).await;
+        io.close().await;
+        return;
+    };
+    let Some(policy) = core.policy.current() else {
+        refuse(&mut io, v, reason::SERVER_UNAVAILABLE).await;
+        io.close().await;
+        return;
+    };
+    let limit = policy.limits().max_auth_failures_per_minute;
+    if !core.throttle.borrow_mut().allowed(peer.ip(), limit, now) {
+        bump(&core.stats.auth_throttled, 1);
+        audit::denied_login(&username, &client_id_for_log, peer, "throttled");
+        refuse(&mut io, v, reason::CONNECTION_RATE_EXCEEDED).await;
+        io.close().await;
+        return;
+    }
+    let password = connect.password.clone().unwrap_or_default();
+    let denied = match policy.authenticate(&username, &password) {
+        AuthDecision::Allowed => None,
+        AuthDecision::Denied(why) => Some((reason::BAD_USERNAME_OR_PASSWORD, why.as_str())),
+        // Argon2 never runs on a core; asking the control plane is not built yet.
+        AuthDecision::AskControlPlane => Some((reason::NOT_AUTHORIZED, "human_account")),
+    };
+    drop(policy);
+    if let Some((code, why)) = denied {
+        bump(&core.stats.auth_failures, 1);
+        core.throttle.borrow_mut().failed(peer.ip(), now);
+        audit::denied_login(&username, &client_id_for_log, peer, why);
+        refuse(&mut io, v, code).await;
+        io.close().await;
+        return;
+    }
+
+    // Client identifier (MQTT 3.1.1 §3.1.3.1, MQTT 5 §3.1.3.1).
+    let (client_id, assigned) = if connect.client_id.is_empty() {
+        if v != Version::V5 && (!connect.clean_start || v == Version::V31) {
+            refuse(&mut io, v, reason::CLIENT_ID_NOT_VALID).await;
+            io.close().await;
+            return;
+        }
+        (
+            assign_client_id(core.broker.borrow().core(), core.peers.len()),
+            true,
+        )
+    } else {
+        (connect.client_id.clone(), false)
+    };
+
+    let home = home_core(&client_id, core.peers.len());
+    let me = core.broker.borrow().core();
+    if home != me {
+        hand_off(
+            io, peer, &ctx, &core, home, connect, buf, client_id, assigned, username,
+        )
+        .await;
+        return;
+    }
+    run(
+        io, peer, ctx, core, connect, buf, client_id, assigned, username,
+    )
+    .await;
+}
+
+/// Moves the connection to core `home`.
+#[allow(clippy::too_many_arguments)]
+async fn hand_off(
+    io: Io,
+    peer: SocketAddr,
+    ctx: &Rc<ConnCtx>,
+    core: &Rc<MqttCore>,
+    home: usize,
+    connect: Box<Connect>,
+    leftover: BytesMut,
+    client_id: String,
+    assigned: bool,
+    username: String,
+) {
+    let v = connect.version;
+    let (tcp, tls) = match io {
+        Io::Tls(s) => {
+            let (tcp, parts) = s.into_parts();
+            (tcp, Some(parts))
+        }
+        Io::Plain(tcp) => (tcp, None),
+    };
+    // The descriptor is duplicated, the original closed with its compio registration: no
+    // operation is in flight on it now, so nothing of this core's driver refers to it.
+    let fd = match rustix::io::fcntl_dupfd_cloexec(&tcp, 0) {
+        Ok(fd) => std::net::TcpStream::from(fd),
+        Err(error) => {
+            info!(message = "Cannot move connection to its home core.", %peer, %error);
+            return;
+        }
+    };
+    drop(tcp);
+    let h = Box::new(Handoff {
+        fd,
+        tls,
+        peer,
+        listener: ctx.listener,
+        connect,
+        leftover,
+        client_id,
+        assigned,
+        username,
+    });
+    if let Err(e) = core.peers[home].try_send(BrokerMsg::Handoff(h)) {
+        // The home core is overwhelmed: tell the client to come back later.
+        if let BrokerMsg::Handoff(h) = e.into_inner() {
+            bump(&core.stats.dropped_cross_core, 1);
+            if let Ok(tcp) = TcpStream::from_std(h.fd) {
+                let mut io = match h.tls {
+                    Some(parts) => Io::Tls(TlsStream::from_parts(tcp, parts)),
+                    None => Io::Plain(tcp),
+                };
+                refuse(&mut io, v, reason::SERVER_BUSY).await;
+                io.close().await;
+            }
+        }
+    }
+}
+
+/// Takes a connection handed over by another core (called on the home core).
+pub(crate) fn adopt(h: Box<Handoff>, core: &Rc<MqttCore>) {
+    let Some(ctx) = core.listeners.borrow().get(h.listener).cloned() else {
+        return;
+    };
+    let tracked = ctx.drain.track();
+    let core = core.clone();
+    compio::runtime::spawn(async move {
+        let _tracked = tracked;
+        let h = *h;
+        let Ok(tcp) = TcpStream::from_std(h.fd) else {
+            return;
+        };
+        let io = match h.tls {
+            Some(parts) => Io::Tls(TlsStream::from_parts(tcp, parts)),
+            None => Io::Plain(tcp),
+        };
+        run(
+            io,
+            h.peer,
+            ctx,
+            core,
+            h.connect,
+            h.leftover,
+            h.client_id,
+            h.assigned,
+            h.username,
+        )
+        .await;
+    })
+    .detach();
+}
+
+/// A random client id whose home is `core`.
+fn assign_client_id(core: usize, cores: usize) -> String {
+    loop {
+        let mut r = [0u8; 12];
+        if getrandom::fill(&mut r).is_err() {
+            // No entropy source is a broken system; a counter still keeps ids unique.
+            r[..8].copy_from_slice(&(Instant::now().elapsed().as_nanos() as u64).to_le_bytes());
+        }
+        let id: String = r.iter().map(|b| format!("{b:02x}")).collect();
+        let id = format!("rampart-{id}");
+        if home_core(&id, cores) == core {
+            return id;
+        }
+    }
+}
+
+/// Sends a refusing CONNACK.
+async fn refuse(io: &mut Io, v: Version, code: u8) {
+    let mut b = BytesMut::new();
+    let p = Packet::Connack(Connack {
+        session_present: false,
+        reason_code: code,
+        properties: Properties::default(),
+    });
+    if p.encode(v, &mut b).is_ok() {
+        let _ = io.write_all(b.to_vec()).await;
+    }
+}
+
+/// Why the reader stopped.
+#[derive(Debug)]
+struct ReadEnd {
+    /// DISCONNECT reason to send (v5), SUCCESS for none.
+    reason: u8,
+    event: Option<Event>,
+    error: Option<ConnError>,
+}
+
+/// The session part of a connection, on its home core.
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    io: Io,
+    peer: SocketAddr,
+    ctx: Rc<ConnCtx>,
+    core: Rc<MqttCore>,
+    connect: Box<Connect>,
+    buf: BytesMut,
+    client_id: String,
+    assigned: bool,
+    username: String,
+) {
+    let v = connect.version;
+    let keepalive = effective_keepalive(&connect, &core.cfg);
+    let outbox: OutboxRef = Rc::new(RefCell::new(Outbox::default()));
+    let acc = core.broker.borrow_mut().connect(
+        &connect,
+        client_id,
+        assigned,
+        &username,
+        outbox.clone(),
+        Instant::now(),
+    );
+    drop(connect);
+    debug!(message = "MQTT client connected.", %peer, client_id = acc.client_id, username, core = core.broker.borrow().core());
+    let (reader, writer) = io.split(ctx.limits.write_stall);
+
+    let rd = pin!(read_loop(
+        reader, buf, &core, &ctx, acc.key, acc.conn, v, keepalive, &outbox
+    ));
+    let wr = pin!(write_loop(writer, &core, &outbox, v));
+    let (end, writer) = match select(rd, wr).await {
+        Either::Left((end, wr)) => {
+            {
+                let mut ob = outbox.borrow_mut();
+                if ob.close.is_none() {
+                    ob.close = Some(end.reason);
+                }
+                ob.wake();
+            }
+            let writer = compio::time::timeout(CLOSE_GRACE, wr)
+                .await
+                .ok()
+                .and_then(Result::ok);
+            (Some(end), writer)
+        }
+        Either::Right((w, _)) => (None, w.ok()),
+    };
+    core.broker
+        .borrow_mut()
+        .disconnected(acc.key, acc.conn, Instant::now());
+    match end {
+        Some(ReadEnd { error: Some(e), .. }) => ctx.close_with(peer, &e),
+        Some(ReadEnd {
+            event: Some(ev), ..
+        }) => ctx.record(ev),
+        _ => {}
+    }
+    if let Some(w) = writer {
+        w.shutdown(CLOSE_GRACE).await;
+    }
+}
+
+fn effective_keepalive(c: &Connect, cfg: &BrokerConfig) -> Option<Duration> {
+    let asked = c.keep_alive;
+    let secs = if c.version.is_v5() && (asked == 0 || asked > cfg.max_keepalive_secs) {
+        cfg.max_keepalive_secs
+    } else {
+        asked
+    };
+    (secs > 0).then(|| Duration::from_millis(u64::from(secs) * 1500))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_loop(
+    mut reader: Reader,
+    mut buf: BytesMut,
+    core: &Rc<MqttCore>,
+    ctx: &Rc<ConnCtx>,
+    key: u64,
+    conn: u64,
+    v: Version,
+    keepalive: Option<Duration>,
+    outbox: &OutboxRef,
+) -> ReadEnd {
+    let dctx = DecodeCtx {
+        version: Some(v),
+        max_packet_size: core.cfg.max_packet_size,
+    };
+    let mut last = Instant::now();
+    loop {
+        loop {
+            match decode(&mut buf, dctx) {
+                Ok(Some(p)) => {
+                    last = Instant::now();
+                    let res = core.broker.borrow_mut().packet(key, conn, p, last);
+                    if let Err(close) = res {
+                        if close.reason != reason::SUCCESS
+                            && close.reason != reason::SESSION_TAKEN_OVER
+                        {
+                            bump(&core.stats.protocol_errors, 1);
+                        }
+                        return ReadEnd {
+                            reason: close.reason,
+                            event: Some(Event::PeerClosed),
+                            error: None,
+                        };
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    bump(&core.stats.protocol_errors, 1);
+                    debug!(message = "Malformed packet; closing.", error = %e);
+                    return ReadEnd {
+                        reason: e.reason_code(),
+                        event: Some(Event::PeerClosed),
+                        error: None,
+                    };
+                }
+            }
+        }
+        let deadline = keepalive.map(|k| last + k);
+        let read = {
+            let read = pin!(reader.read(&mut buf, deadline, Timeout::Stage("keepalive")));
+            let drained = pin!(ctx.drain.signaled());
+            match select(read, drained).await {
+                Either::Left((r, _)) => Some(r),
+                Either::Right(_) => None,
+            }
+        };
+        match read {
+            None => {
+                return ReadEnd {
+                    reason: reason::SERVER_SHUTTING_DOWN,
+                    event: Some(Event::Drained),
+                    error: None,
+                };
+            }
+            Some(Ok(0)) => {
+                return ReadEnd {
+                    reason: reason::SUCCESS,
+                    event: Some(Event::PeerClosed),
+                    error: None,
+                };
+            }
+            Some(Ok(_)) => {
+                if reader.wants_write() {
+                    let mut ob = outbox.borrow_mut();
+                    ob.poke = true;
+                    ob.wake();
+                }
+            }
+            Some(Err(ConnError::Timeout(Timeout::Stage(_)))) => {
+                bump(&core.stats.keepalive_timeouts, 1);
+                return ReadEnd {
+                    reason: reason::KEEP_ALIVE_TIMEOUT,
+                    event: Some(Event::TimeoutStage),
+                    error: None,
+                };
+            }
+            Some(Err(e)) => {
+                return ReadEnd {
+                    reason: reason::SUCCESS,
+                    event: None,
+                    error: Some(e),
+                };
+            }
+        }
+    }
+}
+
+/// Sends what the broker queues, one flush per turn, until told to close.
+async fn write_loop(
+    mut writer: Writer,
+    core: &Rc<MqttCore>,
+    outbox: &OutboxRef,
+    v: Version,
+) -> Result<Writer, ConnError> {
+    let mut batch: Vec<Frame> = Vec::new();
+    loop {
+        poll_fn(|cx| {
+            let mut ob = outbox.borrow_mut();
+            if !ob.frames.is_empty() || ob.close.is_some() || ob.poke {
+                Poll::Ready(())
+            } else {
+                ob.register(cx.waker());
+                Poll::Pending
+            }
+        })
+        .await;
+        let close = {
+            let mut ob = outbox.borrow_mut();
+            ob.poke = false;
+            let mut bytes = 0;
+            if let Some(code) = ob.close {
+                // Closing: what was queued is dropped (QoS 1/2 stay in the session).
+                let n = ob.frames.len();
+                let dropped = ob.bytes;
+                ob.frames.clear();
+                ob.bytes = 0;
+                core.broker.borrow().taken(n, dropped);
+                Some(code)
+            } else {
+                while let Some(f) = ob.frames.front() {
+                    if !batch.is_empty()
+                        && (batch.len() >= BATCH_FRAMES || bytes + f.len() > BATCH_BYTES)
+                    {
+                        break;
+                    }
+                    bytes += f.len();
+                    batch.extend(ob.frames.pop_front());
+                }
+                ob.bytes -= bytes;
+                core.broker.borrow().taken(batch.len(), bytes);
+                None
+            }
+        };
+        if let Some(code) = close {
+            if v.is_v5() && code != reason::SUCCESS {
+                let mut b = BytesMut::new();
+                let d = Packet::Disconnect(Disconnect {
+                    reason_code: code,
+                    properties: Properties::default(),
+                });
+                if d.encode(v, &mut b).is_ok() {
+                    let _ = writer.send(std::iter::once(Frame::Whole(b.freeze()))).await;
+                }
+            }
+            return Ok(writer);
+        }
+        writer.send(batch.drain(..)).await?;
+        if outbox.borrow().frames.is_empty() {
+            writer.release_buffers();
+        }
+    }
+}

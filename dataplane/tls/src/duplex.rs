@@ -1,0 +1,266 @@
+//! A TLS connection split into a reading half and a writing half that run concurrently on one
+//! core.
+//!
+//! A broker connection must wait for the peer's bytes and for messages to send at the same
+//! time. The two halves share the rustls state through an `Rc<RefCell<..>>`: each half borrows
+//! it only between awaits, never across one, so the borrow can never be contended. The socket
+//! is shared the compio way (`TcpStream::into_split`), one read and one write operation in
+//! flight at most.
+//!
+//! Writes are batched: the caller [`TlsWriter::stage`]s any number of plaintext chunks, which
+//! are copied into one staging buffer and sealed as full TLS records (up to 16 KiB of plaintext
+//! each), and [`TlsWriter::flush`] sends every pending record in one socket write. That is one
+//! record and one system call per flush, not per MQTT packet.
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use compio::BufResult;
+use compio::io::{AsyncRead, AsyncWrite};
+use compio::net::TcpStream;
+use rampart_deadline::{Timeout, WriteClock};
+use rustls::ServerConnection;
+
+use crate::stream::ConnError;
+
+/// Size of one socket read.
+const READ_CHUNK: usize = 18 * 1024;
+/// Plaintext sealed at once: one full TLS record.
+const RECORD: usize = 16 * 1024;
+
+/// The reading half.
+#[derive(Debug)]
+pub struct TlsReader {
+    tcp: TcpStream,
+    tls: Rc<RefCell<ServerConnection>>,
+    buf: Option<Vec<u8>>,
+    /// Plaintext decrypted before the split, handed out first.
+    early: Vec<u8>,
+    peer_closed: bool,
+}
+
+/// The writing half.
+#[derive(Debug)]
+pub struct TlsWriter {
+    tcp: TcpStream,
+    tls: Rc<RefCell<ServerConnection>>,
+    staged: Vec<u8>,
+    out: Vec<u8>,
+    clock: WriteClock,
+}
+
+/// Splits an established connection. `early` is plaintext already decrypted but not yet
+/// consumed; the reader returns it first.
+pub(crate) fn split(
+    tcp: TcpStream,
+    tls: ServerConnection,
+    early: Vec<u8>,
+    write_stall: Duration,
+) -> (TlsReader, TlsWriter) {
+    let (rd, wr) = tcp.into_split();
+    let tls = Rc::new(RefCell::new(tls));
+    (
+        TlsReader {
+            tcp: rd,
+            tls: tls.clone(),
+            buf: None,
+            early,
+            peer_closed: false,
+        },
+        TlsWriter {
+            tcp: wr,
+            tls,
+            staged: Vec::new(),
+            out: Vec::new(),
+            clock: WriteClock::new(write_stall),
+        },
+    )
+}
+
+impl TlsReader {
+    /// Appends decrypted bytes to `dst`; returns how many, 0 when the peer closed. The socket
+    /// read is raced against `deadline` (none: wait forever); `stage` names the timeout.
+    ///
+    /// After a read, rustls may have records to send (an alert, a key update): check
+    /// [`TlsReader::wants_write`] and wake the writer.
+    pub async fn read(
+        &mut self,
+        dst: &mut BytesMut,
+        deadline: Option<Instant>,
+        stage: Timeout,
+    ) -> Result<usize, ConnError> {
+        if !self.early.is_empty() {
+            let n = self.early.len();
+            dst.extend_from_slice(&self.early);
+            self.early = Vec::new();
+            return Ok(n);
+        }
+        loop {
+            if self.peer_closed {
+                return Ok(0);
+            }
+            let mut buf = self
+                .buf
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(READ_CHUNK));
+            buf.clear();
+            let read = self.tcp.read(buf);
+            let BufResult(res, buf) = match deadline {
+                Some(d) => compio::time::timeout_at(d, read)
+                    .await
+                    .map_err(|_| ConnError::Timeout(stage))?,
+                None => read.await,
+            };
+            let n = match res {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf = Some(buf);
+                    return Err(e.into());
+                }
+            };
+            if n == 0 {
+                self.buf = Some(buf);
+                self.peer_closed = true;
+                return Ok(0);
+            }
+            let before = dst.len();
+            let fed = self.feed(&buf[..n], dst);
+            self.buf = Some(buf);
+            fed?;
+            if dst.len() > before {
+                return Ok(dst.len() - before);
+            }
+        }
+    }
+
+    /// Whether rustls holds records the writer should send.
+    pub fn wants_write(&self) -> bool {
+        self.tls.borrow().wants_write()
+    }
+
+    /// Frees the read buffer while the connection idles (memory per idle connection).
+    pub fn release_buffers(&mut self) {
+        self.buf = None;
+    }
+
+    fn feed(&mut self, mut rd: &[u8], dst: &mut BytesMut) -> Result<(), ConnError> {
+        let mut tls = self.tls.borrow_mut();
+        while !rd.is_empty() {
+            let taken = tls.read_tls(&mut rd)?;
+            let state = tls.process_new_packets()?;
+            let avail = state.plaintext_bytes_to_read();
+            if avail > 0 {
+                let start = dst.len();
+                dst.resize(start + avail, 0);
+                tls.reader().read_exact(&mut dst[start..])?;
+            }
+            if state.peer_has_closed() {
+                self.peer_closed = true;
+                break;
+            }
+            if taken == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TlsWriter {
+    /// Copies `data` into the staging buffer, sealing a TLS record each time it fills. Nothing
+    /// is sent until [`TlsWriter::flush`].
+    pub fn stage(&mut self, mut data: &[u8]) -> Result<(), ConnError> {
+        while !data.is_empty() {
+            let room = RECORD - self.staged.len();
+            let n = room.min(data.len());
+            self.staged.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.staged.len() == RECORD {
+                self.seal()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes staged and not yet sealed.
+    pub fn staged_len(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Seals what is staged and writes every pending record in as few socket writes as
+    /// possible, under the write-progress deadline.
+    pub async fn flush(&mut self) -> Result<(), ConnError> {
+        self.seal()?;
+        self.send().await
+    }
+
+    /// Sends close_notify (best effort, within `grace`) and shuts the socket's write side.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.tls.borrow_mut().send_close_notify();
+        self.clock = WriteClock::new(grace.min(self.clock.stall()));
+        let _ = self.send().await;
+        let _ = self.tcp.shutdown().await;
+    }
+
+    /// Frees the write buffers while the connection idles.
+    pub fn release_buffers(&mut self) {
+        if self.staged.is_empty() {
+            self.staged = Vec::new();
+        }
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        }
+    }
+
+    fn seal(&mut self) -> Result<(), ConnError> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let mut tls = self.tls.borrow_mut();
+        let mut rest = &self.staged[..];
+        while !rest.is_empty() {
+            let n = tls.writer().write(rest)?;
+            rest = &rest[n..];
+            // rustls's own buffer limit: move its records into ours and go on.
+            while tls.wants_write() {
+                tls.write_tls(&mut self.out)?;
+            }
+        }
+        self.staged.clear();
+        Ok(())
+    }
+
+    async fn send(&mut self) -> Result<(), ConnError> {
+        {
+            let mut tls = self.tls.borrow_mut();
+            while tls.wants_write() {
+                tls.write_tls(&mut self.out)?;
+            }
+        }
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.clock.on_pending(Instant::now());
+        let mut buf = std::mem::take(&mut self.out);
+        while !buf.is_empty() {
+            let deadline = self.clock.deadline().unwrap_or_else(Instant::now);
+            let BufResult(res, returned) = compio::time::timeout_at(deadline, self.tcp.write(buf))
+                .await
+                .map_err(|_| ConnError::Timeout(Timeout::WriteStall))?;
+            buf = returned;
+            let n = res?;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+            }
+            // Only a partial write moves bytes.
+            buf.drain(..n);
+            self.clock.on_progress(Instant::now());
+        }
+        self.clock.on_idle();
+        self.out = buf;
+        Ok(())
+    }
+}
