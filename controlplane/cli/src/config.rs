@@ -227,6 +227,12 @@ pub(crate) struct BrokerSection {
     pub(crate) cross_core_queue: NonZeroUsize,
     /// Seconds between `$SYS/broker/...` updates; 0 disables them. Default 10.
     pub(crate) sys_interval_secs: u64,
+    /// Keep retained messages and persistent sessions in `<data_dir>/mqtt` across restarts
+    /// and crashes. Default `true`.
+    pub(crate) persistence: bool,
+    /// Longest a change waits before it is written, in milliseconds: the window of loss on a
+    /// crash (`kill -9`, power loss). Default 1000.
+    pub(crate) persist_interval_ms: NonZeroU64,
 }
 
 impl Default for BrokerSection {
@@ -249,13 +255,17 @@ impl Default for BrokerSection {
             slow_subscriber: SlowSetting::DropQos0,
             cross_core_queue: nzu(d.cross_core_queue),
             sys_interval_secs: d.sys_interval.as_secs(),
+            persistence: true,
+            persist_interval_ms: NonZeroU64::new(1000).unwrap_or(NonZeroU64::MIN),
         }
     }
 }
 
 impl BrokerSection {
-    fn config(&self) -> rampart_dataplane::BrokerConfig {
+    fn config(&self, data_dir: &Path) -> rampart_dataplane::BrokerConfig {
         rampart_dataplane::BrokerConfig {
+            persist_dir: self.persistence.then(|| data_dir.join("mqtt")),
+            persist_interval: Duration::from_millis(self.persist_interval_ms.get()),
             max_packet_size: self.max_packet_size.get(),
             max_inflight: self.max_inflight.get(),
             receive_maximum: self.receive_maximum.get(),
@@ -615,7 +625,7 @@ impl Config {
             listen_backlog: i32::from(d.listen_backlog.get()),
             drain_timeout: Duration::from_secs(d.drain_timeout_secs.get()),
             control_socket: with_control_link.then(|| self.control_socket()),
-            broker: d.broker.config(),
+            broker: d.broker.config(&self.data_dir),
         }
     }
 }

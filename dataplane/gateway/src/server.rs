@@ -52,6 +52,14 @@ pub enum Error {
     /// The runtime could not start (e.g. io_uring forced where it is blocked).
     #[error(transparent)]
     Runtime(#[from] rampart_rt::RtError),
+    /// The broker's state directory could not be prepared.
+    #[error("broker state directory {path}: {source}")]
+    Persist {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The system error.
+        source: io::Error,
+    },
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
@@ -216,7 +224,19 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
             (tx, Some(rx))
         })
         .unzip();
+    let persist = match (&config.broker.persist_dir, has_mqtt) {
+        (Some(dir), true) => {
+            Some(
+                mqtt::persist::Writer::start(dir).map_err(|source| Error::Persist {
+                    path: dir.clone(),
+                    source,
+                })?,
+            )
+        }
+        _ => None,
+    };
     let shared = Arc::new(Shared {
+        persist,
         policy: policy.clone(),
         listeners: config.listeners.clone(),
         certs: listener_certs,
@@ -290,6 +310,8 @@ struct Shared {
     broker_stats: BrokerStats,
     /// Bytes queued to MQTT clients on every core.
     broker_budget: Arc<AtomicUsize>,
+    /// The broker's state writer, if persistence is on.
+    persist: Option<Arc<mqtt::persist::Writer>>,
     /// Every core's broker inbox (empty without an MQTT listener).
     broker_tx: Vec<rampart_rt::channel::Sender<BrokerMsg>>,
     counters: Arc<Counters>,
@@ -373,6 +395,10 @@ async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
             live = drain.live()
         );
     }
+    if let Some(m) = &mqtt {
+        // The last word on disk: what the drain left.
+        m.broker.borrow_mut().persist(Instant::now(), true);
+    }
     info!(
         message = "Core drained.",
         core = id,
@@ -406,6 +432,11 @@ fn start_broker(
         peers: shared.broker_tx.clone(),
         listeners: RefCell::default(),
     });
+    if let (Some(writer), Some(dir)) = (&shared.persist, &shared.broker.persist_dir) {
+        core.broker
+            .borrow_mut()
+            .restore(writer.clone(), dir.clone(), Instant::now());
+    }
     let inbox = core.clone();
     compio::runtime::spawn(async move {
         while let Some(msg) = rx.recv().await {

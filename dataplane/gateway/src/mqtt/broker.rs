@@ -17,6 +17,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -31,6 +32,7 @@ use rampart_mqtt_proto::{
 use rampart_policy::acl::AclAction;
 use rampart_rt::channel::Sender;
 
+use super::persist::{self, StoredMessage, StoredPending, StoredSession};
 use super::stats::{CoreStats, bump};
 use super::trie::Trie;
 use super::{BrokerConfig, SlowPolicy};
@@ -266,6 +268,8 @@ struct Session {
     next_pid: u16,
     /// Seconds the session outlives its connection (u32::MAX: never).
     expiry: u32,
+    /// When a disconnected session expires.
+    expires_at: Option<Instant>,
     link: Option<Link>,
     /// Bumped on every connect; timers carry it so a reconnect cancels them.
     epoch: u64,
@@ -319,6 +323,11 @@ pub(crate) struct Broker {
     timers: BTreeSet<(Instant, u64, TimerKind, u64)>,
     /// Wills waiting for their delay, by session.
     will_pending: HashMap<u64, Arc<Message>>,
+    /// Where snapshots go, if persistence is on.
+    persist: Option<(Arc<persist::Writer>, PathBuf)>,
+    /// Something persistent changed since the last snapshot.
+    dirty: bool,
+    next_persist: Instant,
     /// The policy generation the subscriptions were last checked against.
     checked_generation: u64,
 }
@@ -349,6 +358,9 @@ impl Broker {
             retained: HashMap::new(),
             timers: BTreeSet::new(),
             will_pending: HashMap::new(),
+            persist: None,
+            dirty: false,
+            next_persist: Instant::now(),
             checked_generation: 0,
         }
     }
@@ -454,6 +466,7 @@ impl Broker {
                 .get_mut(&key)
                 .expect("session just created or found");
             s.expiry = session_expiry.min(self.cfg.max_session_expiry_secs);
+            s.expires_at = None;
             s.username = username.to_string();
             s.epoch += 1;
             epoch = s.epoch;
@@ -471,6 +484,7 @@ impl Broker {
         let _ = epoch;
         self.stats.connected.fetch_add(1, Ordering::Relaxed);
         bump(&self.stats.connects, 1);
+        self.dirty = true;
 
         let mut props = Properties::default();
         if v.is_v5() {
@@ -518,6 +532,7 @@ impl Broker {
                 incoming: HashSet::new(),
                 next_pid: 1,
                 expiry: 0,
+                expires_at: None,
                 link: None,
                 epoch: 0,
             },
@@ -580,6 +595,16 @@ impl Broker {
     ) -> Result<(), Close> {
         if !self.is_current(key, conn) {
             return Err(Close::new(reason::SESSION_TAKEN_OVER, "session taken over"));
+        }
+        if !matches!(
+            p,
+            Packet::Pingreq
+                | Packet::Publish(Publish {
+                    qos: QoS::AtMostOnce,
+                    ..
+                })
+        ) {
+            self.dirty = true;
         }
         match p {
             Packet::Publish(p) => self.on_publish(key, p, now),
@@ -821,6 +846,7 @@ impl Broker {
     /// A message from any core: retained replica, local subscribers, shared groups.
     pub(crate) fn deliver_local(&mut self, msg: &Arc<Message>, now: Instant) {
         if msg.retain {
+            self.dirty = true;
             if msg.payload.is_empty() {
                 self.retained.remove(&msg.topic);
             } else {
@@ -939,6 +965,7 @@ impl Broker {
             bump(&self.stats.dropped_queue_full, 1);
             return;
         }
+        self.dirty = true;
         s.queue.push_back(Pending {
             msg: msg.clone(),
             qos,
@@ -1219,6 +1246,9 @@ impl Broker {
         let link = s.link.take().expect("is_current checked the link");
         let epoch = s.epoch;
         let expiry = s.expiry;
+        s.expires_at = (expiry != 0 && expiry != u32::MAX)
+            .then(|| now + Duration::from_secs(u64::from(expiry)));
+        self.dirty = true;
         // Undelivered QoS 0 frames die with the connection; the budget gets them back.
         {
             let mut ob = link.outbox.borrow_mut();
@@ -1283,6 +1313,7 @@ impl Broker {
                 break;
             }
             self.timers.pop_first();
+            self.dirty = true;
             let live = self
                 .sessions
                 .get(&key)
@@ -1307,6 +1338,9 @@ impl Broker {
             }
         }
         self.recheck_policy();
+        if self.dirty && now >= self.next_persist {
+            self.persist(now, false);
+        }
     }
 
     /// After a policy change: disconnect sessions whose account is gone or disabled, and drop
@@ -1343,6 +1377,193 @@ impl Broker {
             for f in gone {
                 self.session(key).subs.remove(&f);
                 self.unindex(key, &f);
+            }
+        }
+    }
+
+    // === persistence ===
+
+    /// Restores what `dir` holds for this core (sessions homed here, retained messages) and
+    /// persists to it from now on.
+    pub(crate) fn restore(&mut self, writer: Arc<persist::Writer>, dir: PathBuf, now: Instant) {
+        let cores = self.peers.len().max(1);
+        if let Some(msgs) = persist::load(&persist::retained_file(&dir), persist::decode_retained) {
+            for m in msgs {
+                if let Some(msg) = self.message_of(m, 0, now) {
+                    if !msg.expired(now) {
+                        self.retained.insert(msg.topic.clone(), msg);
+                    }
+                }
+            }
+        }
+        for (_, path) in persist::core_files(&dir) {
+            let Some(sessions) = persist::load(&path, persist::decode_sessions) else {
+                continue;
+            };
+            for st in sessions {
+                if home_core(&st.client_id, cores) == self.core {
+                    self.restore_session(st, now);
+                }
+            }
+        }
+        self.persist = Some((writer, dir));
+        self.dirty = true;
+    }
+
+    fn restore_session(&mut self, st: StoredSession, now: Instant) {
+        if st.expiry == 0 || self.by_client.contains_key(&st.client_id) {
+            return;
+        }
+        let expires_at = if st.expires_unix_ms != 0 {
+            persist::instant_of(st.expires_unix_ms, now)
+        } else {
+            now + Duration::from_secs(u64::from(st.expiry))
+        };
+        if st.expiry != u32::MAX && expires_at <= now {
+            return;
+        }
+        let key = self.new_session(&st.client_id, &st.username);
+        for p in st.pending {
+            let Some(msg) = self.message_of(p.msg, key, now) else {
+                continue;
+            };
+            let pending = Pending {
+                msg,
+                qos: p.qos,
+                retain: p.retain,
+                sub_ids: p.sub_ids,
+            };
+            let s = self.session(key);
+            match p.pid {
+                Some(pid) => {
+                    s.inflight.insert(pid, Inflight::Publish(pending));
+                }
+                None => s.queue.push_back(pending),
+            }
+        }
+        let s = self.session(key);
+        s.expiry = st.expiry;
+        s.incoming = st.incoming.into_iter().collect();
+        for pid in st.releasing {
+            s.inflight.insert(pid, Inflight::Release);
+        }
+        if st.expiry != u32::MAX {
+            s.expires_at = Some(expires_at);
+            let epoch = s.epoch;
+            self.timers
+                .insert((expires_at, key, TimerKind::Expire, epoch));
+        }
+        for (filter, opts, id) in st.subs {
+            self.session(key)
+                .subs
+                .insert(filter.clone(), OwnSub { opts, id });
+            self.index(key, &filter, opts, id);
+        }
+    }
+
+    fn message_of(&mut self, m: StoredMessage, key: u64, now: Instant) -> Option<Arc<Message>> {
+        let p = m.publish;
+        let topic = TopicName::new(p.topic).ok()?;
+        let msg = self.new_message(
+            topic,
+            p.payload,
+            p.qos,
+            p.retain,
+            forwarded(&p.properties),
+            None,
+            key,
+            now,
+        );
+        if m.expires_unix_ms == 0 {
+            return Some(msg);
+        }
+        let mut msg = Arc::try_unwrap(msg).ok()?;
+        msg.expires_at = Some(persist::instant_of(m.expires_unix_ms, now));
+        Some(Arc::new(msg))
+    }
+
+    fn stored(msg: &Message, now: Instant) -> StoredMessage {
+        StoredMessage {
+            publish: Publish {
+                dup: false,
+                qos: msg.qos,
+                retain: msg.retain,
+                topic: msg.topic.as_str().to_string(),
+                packet_id: (msg.qos != QoS::AtMostOnce).then_some(1),
+                properties: msg.props.clone(),
+                payload: msg.payload.clone(),
+            },
+            expires_unix_ms: msg.expires_at.map_or(0, |t| persist::unix_ms(t, now)),
+        }
+    }
+
+    /// Snapshots this core's persistent state to the writer thread; with `sync`, writes it
+    /// from this thread (the final write of a drain).
+    pub(crate) fn persist(&mut self, now: Instant, sync: bool) {
+        let Some((writer, dir)) = self.persist.clone() else {
+            return;
+        };
+        self.dirty = false;
+        self.next_persist = now + self.cfg.persist_interval;
+        let mut sessions = Vec::new();
+        for s in self.sessions.values() {
+            if s.expiry == 0 {
+                continue;
+            }
+            let mut pending = Vec::new();
+            let mut releasing = Vec::new();
+            for (pid, state) in &s.inflight {
+                match state {
+                    Inflight::Publish(p) => pending.push(stored_pending(p, Some(*pid), now)),
+                    Inflight::Release => releasing.push(*pid),
+                }
+            }
+            pending.extend(s.queue.iter().map(|p| stored_pending(p, None, now)));
+            sessions.push(StoredSession {
+                client_id: s.client_id.clone(),
+                username: s.username.clone(),
+                expiry: s.expiry,
+                expires_unix_ms: s.expires_at.map_or(0, |t| persist::unix_ms(t, now)),
+                subs: s
+                    .subs
+                    .iter()
+                    .map(|(f, o)| (f.clone(), o.opts, o.id))
+                    .collect(),
+                pending,
+                releasing,
+                incoming: s.incoming.iter().copied().collect(),
+            });
+        }
+        let mut files = vec![(
+            persist::core_file(&dir, self.core),
+            persist::encode_sessions(&sessions),
+        )];
+        if self.core == 0 {
+            let retained: Vec<StoredMessage> = self
+                .retained
+                .values()
+                .filter(|m| !m.expired(now) && !m.topic.as_str().starts_with("$SYS/"))
+                .map(|m| Self::stored(m, now))
+                .collect();
+            files.push((
+                persist::retained_file(&dir),
+                persist::encode_retained(&retained),
+            ));
+            // Files of cores that no longer exist were read at start; their sessions now live
+            // in the files of their new homes.
+            for (i, path) in persist::core_files(&dir) {
+                if i >= self.peers.len().max(1) {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        for (path, data) in files {
+            if sync {
+                if let Err(error) = persist::write_atomic(&path, &data) {
+                    tracing::error!(message = "Cannot write broker state.", path = %path.display(), %error);
+                }
+            } else {
+                writer.submit(path, data);
             }
         }
     }
@@ -1420,5 +1641,15 @@ fn forwarded(p: &Properties) -> Properties {
         correlation_data: p.correlation_data.clone(),
         user_properties: p.user_properties.clone(),
         ..Properties::default()
+    }
+}
+
+fn stored_pending(p: &Pending, pid: Option<u16>, now: Instant) -> StoredPending {
+    StoredPending {
+        msg: Broker::stored(&p.msg, now),
+        qos: p.qos,
+        retain: p.retain,
+        sub_ids: p.sub_ids.clone(),
+        pid,
     }
 }

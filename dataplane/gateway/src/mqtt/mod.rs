@@ -9,19 +9,22 @@
 //! - `transport`: the reading and writing halves over TLS or TCP, with batched egress.
 //! - `stats`, `audit`, `throttle`: counters, denial records, failed-login throttling.
 //!
+//! - `persist`: retained messages and persistent sessions on disk.
+//!
 //! What it deliberately does not do yet: check human (Argon2) passwords (they need the control
-//! plane; such logins are refused), persist sessions across restarts, or ask an external auth
-//! service. See `docs/notes.md`.
+//! plane; such logins are refused) or ask an external auth service. See `docs/notes.md`.
 
 pub(crate) mod audit;
 pub(crate) mod broker;
 pub(crate) mod conn;
+pub(crate) mod persist;
 pub mod stats;
 pub(crate) mod sys;
 pub(crate) mod throttle;
 pub(crate) mod transport;
 pub(crate) mod trie;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What to do when a subscriber's outbox is full.
@@ -73,6 +76,11 @@ pub struct BrokerConfig {
     pub cross_core_queue: usize,
     /// How often `$SYS/broker/...` is published; zero disables it. Default 10 s.
     pub sys_interval: Duration,
+    /// Where retained messages and persistent sessions are kept; None: in memory only.
+    pub persist_dir: Option<PathBuf>,
+    /// Longest time a change waits before it is written (the window of loss on a crash).
+    /// Default 1 s.
+    pub persist_interval: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -90,6 +98,8 @@ impl Default for BrokerConfig {
             slow_policy: SlowPolicy::DropQos0,
             cross_core_queue: 65536,
             sys_interval: Duration::from_secs(10),
+            persist_dir: None,
+            persist_interval: Duration::from_secs(1),
         }
     }
 }
