@@ -211,13 +211,13 @@ mod tests {
         t.slot("a/b/c").push(1);
         t.slot("a/b/c").push(2);
         t.slot("a/#").push(3);
-        assert_eq!(t.len(), 3);
+        assert_eq!(t.len, 3);
         assert_eq!(t.remove_where("a/b/c", |v| *v == 1), 1);
         assert_eq!(t.remove_where("a/b/c", |v| *v == 2), 1);
         assert_eq!(t.remove_where("a/b/x", |_| true), 0);
         assert!(!t.root.children["a"].children.contains_key("b"));
         assert_eq!(t.remove_where("a/#", |_| true), 1);
         assert!(t.root.is_empty());
-        assert_eq!(t.len(), 0);
+        assert_eq!(t.len, 0);
     }
 }
