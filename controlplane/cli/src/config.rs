@@ -191,6 +191,8 @@ pub(crate) struct DataplaneSection {
     pub(crate) cira: ListenerSection<CiraP>,
     /// The MQTT broker.
     pub(crate) broker: BrokerSection,
+    /// Prometheus metrics endpoint (`GET /metrics`), loopback addresses only. Default none.
+    pub(crate) metrics_listen: Option<SocketAddr>,
 }
 
 /// `[dataplane.broker]`
@@ -308,6 +310,7 @@ impl Default for DataplaneSection {
             mqtt: ListenerSection::default(),
             cira: ListenerSection::default(),
             broker: BrokerSection::default(),
+            metrics_listen: None,
         }
     }
 }
@@ -514,6 +517,16 @@ impl Config {
                 ));
             }
         }
+        if self
+            .dataplane
+            .metrics_listen
+            .is_some_and(|a| !a.ip().is_loopback())
+        {
+            return Err(err(
+                "dataplane.metrics_listen",
+                "the metrics endpoint is internal: use a loopback address",
+            ));
+        }
         let b = &self.dataplane.broker;
         if !b.danger_plain_listen_public && b.plain_listen.iter().any(|a| !a.ip().is_loopback()) {
             return Err(err(
@@ -626,6 +639,7 @@ impl Config {
             drain_timeout: Duration::from_secs(d.drain_timeout_secs.get()),
             control_socket: with_control_link.then(|| self.control_socket()),
             broker: d.broker.config(&self.data_dir),
+            metrics_listen: d.metrics_listen,
         }
     }
 }

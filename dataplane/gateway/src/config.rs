@@ -180,6 +180,8 @@ pub struct DataplaneConfig {
     pub control_socket: Option<PathBuf>,
     /// The MQTT broker's settings.
     pub broker: crate::mqtt::BrokerConfig,
+    /// Where the Prometheus endpoint listens (loopback), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[cfg(test)]

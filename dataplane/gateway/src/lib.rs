@@ -22,6 +22,7 @@ pub mod link;
 pub mod metrics;
 pub mod mqtt;
 pub mod policy;
+mod prometheus;
 mod server;
 
 pub use config::{DataplaneConfig, ListenerConfig, Protocol};

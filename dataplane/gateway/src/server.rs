@@ -248,6 +248,7 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         max_connections: config.max_connections_per_core,
         drain_timeout: config.drain_timeout,
     });
+    let metrics_inboxes = shared.broker_tx.clone();
     let main = Arc::new(move |ctx: CoreCtx<CoreMsg>| -> CoreFuture {
         Box::pin(core_main(ctx, shared.clone()))
     });
@@ -277,6 +278,18 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         io_uring_hint = hint,
         listeners = listener_summary(&config.listeners)
     );
+    if let Some(addr) = config.metrics_listen {
+        let sources = crate::prometheus::Sources {
+            counters: counters.clone(),
+            broker: broker_stats.clone(),
+            inboxes: metrics_inboxes,
+        };
+        crate::prometheus::spawn(addr, sources).map_err(|source| Error::Bind {
+            protocol: "metrics",
+            addr,
+            source,
+        })?;
+    }
     if let Some(path) = config.control_socket.clone() {
         link::spawn(path, policy);
     }

@@ -55,7 +55,7 @@ pub(crate) enum BrokerMsg {
 pub(crate) type ShareKey = (Box<str>, TopicFilter);
 
 /// A session, anywhere: `(core, session key)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Member {
     core: u32,
     key: u64,
@@ -183,6 +183,8 @@ pub(crate) struct Outbox {
     pub(crate) close: Option<u8>,
     /// TLS has records of its own to send (alerts, key updates).
     pub(crate) poke: bool,
+    /// When the oldest frame now waiting was queued.
+    pub(crate) since: Option<Instant>,
 }
 
 impl Outbox {
@@ -1023,6 +1025,9 @@ impl Broker {
         };
         let mut ob = link.outbox.borrow_mut();
         ob.bytes += frame.len();
+        if ob.since.is_none() {
+            ob.since = Some(Instant::now());
+        }
         self.budget.fetch_add(frame.len(), Ordering::Relaxed);
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
         ob.frames.push_back(frame);

@@ -607,6 +607,14 @@ async fn write_loop(
                     batch.extend(ob.frames.pop_front());
                 }
                 ob.bytes -= bytes;
+                if let Some(t) = ob.since.take() {
+                    let waited = t.elapsed().as_micros();
+                    core.stats
+                        .observe_latency(u64::try_from(waited).unwrap_or(u64::MAX));
+                    if !ob.frames.is_empty() {
+                        ob.since = Some(Instant::now());
+                    }
+                }
                 core.broker.borrow().taken(batch.len(), bytes);
                 None
             }

@@ -18,6 +18,10 @@ macro_rules! counters {
             pub connected: AtomicI64,
             /// Messages waiting in connection outboxes now.
             pub queued: AtomicI64,
+            /// Outbox wait before a flush: counts per bucket of [`LATENCY_BUCKETS_US`].
+            pub latency: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+            /// Sum of the observed waits, microseconds.
+            pub latency_sum_us: AtomicU64,
         }
 
         /// Sums over every core.
@@ -28,6 +32,10 @@ macro_rules! counters {
             pub connected: i64,
             /// Messages waiting in connection outboxes.
             pub queued: i64,
+            /// Histogram counts per bucket (the last is +Inf), not cumulative.
+            pub latency: [u64; LATENCY_BUCKETS_US.len() + 1],
+            /// Sum of the observed waits, microseconds.
+            pub latency_sum_us: u64,
         }
 
         impl Totals {
@@ -41,6 +49,10 @@ macro_rules! counters {
             $(t.$name += c.$name.load(Ordering::Relaxed);)*
             t.connected += c.connected.load(Ordering::Relaxed);
             t.queued += c.queued.load(Ordering::Relaxed);
+            for (t, c) in t.latency.iter_mut().zip(&c.latency) {
+                *t += c.load(Ordering::Relaxed);
+            }
+            t.latency_sum_us += c.latency_sum_us.load(Ordering::Relaxed);
         }
     };
 }
@@ -96,6 +108,36 @@ impl BrokerStats {
             add(&mut t, c);
         }
         t
+    }
+}
+
+/// Upper bounds of the latency histogram's buckets, microseconds.
+pub const LATENCY_BUCKETS_US: [u64; 14] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000,
+];
+
+impl CoreStats {
+    /// Records how long the oldest frame of a flush waited in its outbox.
+    pub fn observe_latency(&self, us: u64) {
+        let i = LATENCY_BUCKETS_US.partition_point(|b| *b < us);
+        self.latency[i].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+}
+
+impl BrokerStats {
+    /// How many per-core blocks there are.
+    pub fn cores(&self) -> usize {
+        self.cores.len()
+    }
+
+    /// `(core, queued)` for every core: messages waiting in that core's outboxes.
+    pub fn queued_per_core(&self) -> Vec<i64> {
+        self.cores
+            .iter()
+            .map(|c| c.queued.load(Ordering::Relaxed))
+            .collect()
     }
 }
 
