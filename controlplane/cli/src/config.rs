@@ -235,6 +235,141 @@ pub(crate) struct BrokerSection {
     /// Longest a change waits before it is written, in milliseconds: the window of loss on a
     /// crash (`kill -9`, power loss). Default 1000.
     pub(crate) persist_interval_ms: NonZeroU64,
+    /// An external auth server speaking mosquitto-go-auth's HTTP protocol (SceneScape's),
+    /// asked about usernames the control plane does not know. Default none.
+    pub(crate) external_auth: Option<ExternalAuthSection>,
+}
+
+/// `[dataplane.broker.external_auth]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExternalAuthSection {
+    /// `https://host:port` of the auth server (`http://` only on a loopback address).
+    pub(crate) url: String,
+    /// User check path. Default `/api/v1/auth` (SceneScape's).
+    #[serde(default = "default_getuser_uri")]
+    pub(crate) getuser_uri: String,
+    /// ACL check path. Default `/api/v1/aclcheck` (SceneScape's).
+    #[serde(default = "default_aclcheck_uri")]
+    pub(crate) aclcheck_uri: String,
+    /// Superuser check path. Default none.
+    #[serde(default)]
+    pub(crate) superuser_uri: Option<String>,
+    /// `form` (SceneScape's) or `json`. Default `form`.
+    #[serde(default = "default_params_mode")]
+    pub(crate) params_mode: String,
+    /// `status` (SceneScape's), `json` or `text`. Default `status`.
+    #[serde(default = "default_response_mode")]
+    pub(crate) response_mode: String,
+    /// CA certificates (PEM) that verify the auth server. Default: the Mozilla roots.
+    #[serde(default)]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Time limit of one call, seconds. Default 5.
+    #[serde(default = "default_ext_timeout")]
+    pub(crate) timeout_secs: NonZeroU64,
+    /// Further tries after a transport error or 5xx. Default 3.
+    #[serde(default = "default_ext_retries")]
+    pub(crate) retry_count: u32,
+    /// Seconds an allow is cached. Default 3600 (SceneScape's `acl_cache_seconds`).
+    #[serde(default = "default_allow_cache")]
+    pub(crate) allow_cache_secs: u64,
+    /// Seconds a deny is cached. Default 30.
+    #[serde(default = "default_deny_cache")]
+    pub(crate) deny_cache_secs: u64,
+    /// Threads making the calls. Default 2.
+    #[serde(default = "default_ext_workers")]
+    pub(crate) workers: NonZeroUsize,
+}
+
+fn default_getuser_uri() -> String {
+    "/api/v1/auth".into()
+}
+fn default_aclcheck_uri() -> String {
+    "/api/v1/aclcheck".into()
+}
+fn default_params_mode() -> String {
+    "form".into()
+}
+fn default_response_mode() -> String {
+    "status".into()
+}
+fn default_ext_timeout() -> NonZeroU64 {
+    NonZeroU64::new(5).unwrap_or(NonZeroU64::MIN)
+}
+fn default_ext_retries() -> u32 {
+    3
+}
+fn default_allow_cache() -> u64 {
+    3600
+}
+fn default_deny_cache() -> u64 {
+    30
+}
+fn default_ext_workers() -> NonZeroUsize {
+    NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN)
+}
+
+impl ExternalAuthSection {
+    fn config(&self) -> rampart_dataplane::mqtt::extauth::ExternalAuthConfig {
+        use rampart_dataplane::mqtt::extauth::{ExternalAuthConfig, ParamsMode, ResponseMode};
+        ExternalAuthConfig {
+            base_url: self.url.trim_end_matches('/').to_string(),
+            getuser_uri: self.getuser_uri.clone(),
+            aclcheck_uri: self.aclcheck_uri.clone(),
+            superuser_uri: self.superuser_uri.clone(),
+            params: if self.params_mode == "json" {
+                ParamsMode::Json
+            } else {
+                ParamsMode::Form
+            },
+            response: match self.response_mode.as_str() {
+                "json" => ResponseMode::Json,
+                "text" => ResponseMode::Text,
+                _ => ResponseMode::Status,
+            },
+            ca_file: self.ca_file.clone(),
+            timeout: Duration::from_secs(self.timeout_secs.get()),
+            retries: self.retry_count,
+            allow_ttl: Duration::from_secs(self.allow_cache_secs),
+            deny_ttl: Duration::from_secs(self.deny_cache_secs),
+            workers: self.workers.get(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !matches!(self.params_mode.as_str(), "form" | "json") {
+            return Err(("params_mode", "must be `form` or `json`".into()));
+        }
+        if !matches!(self.response_mode.as_str(), "status" | "json" | "text") {
+            return Err(("response_mode", "must be `status`, `json` or `text`".into()));
+        }
+        for (key, uri) in [
+            ("getuser_uri", Some(&self.getuser_uri)),
+            ("aclcheck_uri", Some(&self.aclcheck_uri)),
+            ("superuser_uri", self.superuser_uri.as_ref()),
+        ] {
+            if uri.is_some_and(|u| !u.starts_with('/')) {
+                return Err((key, "must be a path starting with `/`".into()));
+            }
+        }
+        if let Some(rest) = self.url.strip_prefix("http://") {
+            let host = rest.split(['/', ':']).next().unwrap_or("");
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                return Err((
+                    "url",
+                    "passwords go to the auth server: use https:// (http:// only on loopback)"
+                        .into(),
+                ));
+            }
+        } else if !self.url.starts_with("https://") {
+            return Err(("url", "must start with https://".into()));
+        }
+        Ok(())
+    }
 }
 
 impl Default for BrokerSection {
@@ -259,6 +394,7 @@ impl Default for BrokerSection {
             sys_interval_secs: d.sys_interval.as_secs(),
             persistence: true,
             persist_interval_ms: NonZeroU64::new(1000).unwrap_or(NonZeroU64::MIN),
+            external_auth: None,
         }
     }
 }
@@ -268,6 +404,7 @@ impl BrokerSection {
         rampart_dataplane::BrokerConfig {
             persist_dir: self.persistence.then(|| data_dir.join("mqtt")),
             persist_interval: Duration::from_millis(self.persist_interval_ms.get()),
+            external_auth: self.external_auth.as_ref().map(ExternalAuthSection::config),
             max_packet_size: self.max_packet_size.get(),
             max_inflight: self.max_inflight.get(),
             receive_maximum: self.receive_maximum.get(),
@@ -534,6 +671,14 @@ impl Config {
                 "plain-text MQTT is allowed on loopback addresses only (set \
                  `danger_plain_listen_public = true` to expose credentials in clear text)",
             ));
+        }
+        if let Some(e) = &b.external_auth {
+            if let Err((key, message)) = e.validate() {
+                return Err(err(
+                    &format!("dataplane.broker.external_auth.{key}"),
+                    &message,
+                ));
+            }
         }
         if b.max_packet_size.get() > 268_435_455 + 5 {
             return Err(err(

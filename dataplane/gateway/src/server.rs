@@ -60,6 +60,9 @@ pub enum Error {
         /// The system error.
         source: io::Error,
     },
+    /// The external auth backend could not be set up.
+    #[error("external auth backend: {0}")]
+    ExternalAuth(String),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
@@ -235,7 +238,14 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         }
         _ => None,
     };
+    let ext_auth = match (&config.broker.external_auth, has_mqtt) {
+        (Some(cfg), true) => {
+            Some(mqtt::extauth::ExtAuth::start(cfg.clone()).map_err(Error::ExternalAuth)?)
+        }
+        _ => None,
+    };
     let shared = Arc::new(Shared {
+        ext_auth,
         persist,
         policy: policy.clone(),
         listeners: config.listeners.clone(),
@@ -323,6 +333,8 @@ struct Shared {
     broker_stats: BrokerStats,
     /// Bytes queued to MQTT clients on every core.
     broker_budget: Arc<AtomicUsize>,
+    /// The external auth backend, if configured.
+    ext_auth: Option<Arc<mqtt::extauth::ExtAuth>>,
     /// The broker's state writer, if persistence is on.
     persist: Option<Arc<mqtt::persist::Writer>>,
     /// Every core's broker inbox (empty without an MQTT listener).
@@ -444,6 +456,8 @@ fn start_broker(
         stats,
         peers: shared.broker_tx.clone(),
         listeners: RefCell::default(),
+        ext: shared.ext_auth.clone(),
+        ext_cache: RefCell::default(),
     });
     if let (Some(writer), Some(dir)) = (&shared.persist, &shared.broker.persist_dir) {
         core.broker

@@ -250,6 +250,8 @@ struct Link {
     aliases: HashMap<u16, TopicName>,
     will: Option<WillMsg>,
     username: String,
+    /// Authenticated by the external backend: its ACL answers come with each packet.
+    external: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -273,6 +275,8 @@ struct Session {
     /// When a disconnected session expires.
     expires_at: Option<Instant>,
     link: Option<Link>,
+    /// Authenticated by the external backend (not an account of the policy).
+    external: bool,
     /// Bumped on every connect; timers carry it so a reconnect cancels them.
     epoch: u64,
 }
@@ -396,6 +400,7 @@ impl Broker {
         client_id: String,
         assigned: bool,
         username: &str,
+        external: bool,
         outbox: OutboxRef,
         now: Instant,
     ) -> Accepted {
@@ -470,6 +475,7 @@ impl Broker {
             s.expiry = session_expiry.min(self.cfg.max_session_expiry_secs);
             s.expires_at = None;
             s.username = username.to_string();
+            s.external = external;
             s.epoch += 1;
             epoch = s.epoch;
             s.link = Some(Link {
@@ -481,6 +487,7 @@ impl Broker {
                 aliases: HashMap::new(),
                 will,
                 username: username.to_string(),
+                external,
             });
         }
         let _ = epoch;
@@ -536,6 +543,7 @@ impl Broker {
                 expiry: 0,
                 expires_at: None,
                 link: None,
+                external: false,
                 epoch: 0,
             },
         );
@@ -593,6 +601,7 @@ impl Broker {
         key: u64,
         conn: u64,
         p: Packet,
+        ext: &[bool],
         now: Instant,
     ) -> Result<(), Close> {
         if !self.is_current(key, conn) {
@@ -609,7 +618,7 @@ impl Broker {
             self.dirty = true;
         }
         match p {
-            Packet::Publish(p) => self.on_publish(key, p, now),
+            Packet::Publish(p) => self.on_publish(key, p, ext, now),
             Packet::Puback(a) => {
                 if let Some(Inflight::Publish(_)) = self.session(key).inflight.get(&a.packet_id) {
                     self.session(key).inflight.remove(&a.packet_id);
@@ -654,7 +663,7 @@ impl Broker {
                 self.send_packet(key, &Packet::Pubcomp(ack(a.packet_id, code)));
                 Ok(())
             }
-            Packet::Subscribe(s) => self.on_subscribe(key, s, now),
+            Packet::Subscribe(s) => self.on_subscribe(key, s, ext, now),
             Packet::Unsubscribe(u) => {
                 self.on_unsubscribe(key, u);
                 Ok(())
@@ -685,6 +694,19 @@ impl Broker {
         self.sessions.get(&key).and_then(|s| s.link.as_ref())
     }
 
+    /// The topic a PUBLISH is for, resolving a topic alias without changing anything; None
+    /// if it cannot be resolved (the broker will refuse the packet anyway).
+    pub(crate) fn publish_topic(&self, key: u64, p: &Publish) -> Option<String> {
+        if !p.topic.is_empty() {
+            return Some(p.topic.clone());
+        }
+        let alias = p.properties.topic_alias?;
+        self.link(key)?
+            .aliases
+            .get(&alias)
+            .map(|t| t.as_str().to_string())
+    }
+
     fn on_disconnect(&mut self, key: u64, d: Disconnect) -> Result<(), Close> {
         let max_expiry = self.cfg.max_session_expiry_secs;
         let s = self.session(key);
@@ -706,9 +728,15 @@ impl Broker {
         Err(Close::new(reason::SUCCESS, "client disconnected"))
     }
 
-    fn on_publish(&mut self, key: u64, mut p: Publish, now: Instant) -> Result<(), Close> {
-        let (v, username) = match self.link(key) {
-            Some(l) => (l.version, l.username.clone()),
+    fn on_publish(
+        &mut self,
+        key: u64,
+        mut p: Publish,
+        ext: &[bool],
+        now: Instant,
+    ) -> Result<(), Close> {
+        let (v, username, external) = match self.link(key) {
+            Some(l) => (l.version, l.username.clone(), l.external),
             None => return Ok(()),
         };
         // Topic alias (client → server, MQTT 5 §3.3.2.3.4).
@@ -751,10 +779,13 @@ impl Broker {
             }
         }
         let client_id = self.sessions[&key].client_id.clone();
-        let allowed = p.payload.len() <= self.max_payload()
-            && self.policy.current().is_some_and(|pol| {
+        let allowed = if external {
+            ext.first().copied().unwrap_or(false)
+        } else {
+            self.policy.current().is_some_and(|pol| {
                 pol.check(&username, &client_id, AclAction::Publish(topic.as_str()))
-            });
+            })
+        };
         let too_large = p.payload.len() > self.max_payload();
         let code = if too_large {
             reason::PACKET_TOO_LARGE
@@ -1055,9 +1086,15 @@ impl Broker {
 
     // === SUBSCRIBE / UNSUBSCRIBE ===
 
-    fn on_subscribe(&mut self, key: u64, sub: Subscribe, now: Instant) -> Result<(), Close> {
-        let (v, username) = match self.link(key) {
-            Some(l) => (l.version, l.username.clone()),
+    fn on_subscribe(
+        &mut self,
+        key: u64,
+        sub: Subscribe,
+        ext: &[bool],
+        now: Instant,
+    ) -> Result<(), Close> {
+        let (v, username, external) = match self.link(key) {
+            Some(l) => (l.version, l.username.clone(), l.external),
             None => return Ok(()),
         };
         let client_id = self.sessions[&key].client_id.clone();
@@ -1068,11 +1105,15 @@ impl Broker {
             .map_or(0, |p| p.limits().max_subscriptions_per_client as usize);
         let mut codes = Vec::with_capacity(sub.filters.len());
         let mut retained_out: Vec<(Arc<Message>, QoS, bool, Option<u32>)> = Vec::new();
-        for (filter, opts) in sub.filters {
+        for (i, (filter, opts)) in sub.filters.into_iter().enumerate() {
             let inner = filter.shared().map_or(filter.as_str(), |(_, f)| f);
-            let allowed = policy
-                .as_ref()
-                .is_some_and(|p| p.check(&username, &client_id, AclAction::Subscribe(inner)));
+            let allowed = if external {
+                ext.get(i).copied().unwrap_or(false)
+            } else {
+                policy
+                    .as_ref()
+                    .is_some_and(|p| p.check(&username, &client_id, AclAction::Subscribe(inner)))
+            };
             if !allowed {
                 bump(&self.stats.acl_denied_subscribe, 1);
                 super::audit::denied_subscribe(&username, &client_id, filter.as_str());
@@ -1294,14 +1335,16 @@ impl Broker {
         let Some(s) = self.sessions.get(&msg.origin.key) else {
             return;
         };
-        // The will is checked against the ACLs when it is sent, not when it was set.
-        let allowed = self.policy.current().is_some_and(|p| {
-            p.check(
-                &s.username,
-                &s.client_id,
-                AclAction::Publish(msg.topic.as_str()),
-            )
-        });
+        // The will is checked against the ACLs when it is sent, not when it was set (an
+        // external backend's answer was asked at CONNECT).
+        let allowed = s.external
+            || self.policy.current().is_some_and(|p| {
+                p.check(
+                    &s.username,
+                    &s.client_id,
+                    AclAction::Publish(msg.topic.as_str()),
+                )
+            });
         if allowed {
             bump(&self.stats.wills_published, 1);
             self.route(msg, now);
@@ -1361,6 +1404,10 @@ impl Broker {
         let keys: Vec<u64> = self.sessions.keys().copied().collect();
         for key in keys {
             let s = &self.sessions[&key];
+            if s.external {
+                // Answered by the external backend, whose answers expire from the cache.
+                continue;
+            }
             if !policy.account_active(&s.username) {
                 if let Some(link) = self.sessions[&key].link.as_ref() {
                     bump(&self.stats.revoked, 1);

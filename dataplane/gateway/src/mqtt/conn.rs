@@ -19,7 +19,7 @@ use rampart_mqtt_proto::{
     Connack, Connect, DecodeCtx, DecodeError, Disconnect, Packet, Properties, Version, decode,
     reason,
 };
-use rampart_policy::snapshot::AuthDecision;
+use rampart_policy::snapshot::{AuthDecision, DenyReason};
 use rampart_rt::channel::Sender;
 use rampart_tls::{ConnError, TlsParts, TlsStream};
 use tracing::{debug, info};
@@ -27,6 +27,7 @@ use tracing::{debug, info};
 use super::BrokerConfig;
 use super::audit;
 use super::broker::{Broker, BrokerMsg, Frame, Outbox, OutboxRef, home_core};
+use super::extauth::{self, ACC_SUBSCRIBE, ACC_WRITE, ExtAuth};
 use super::stats::{CoreStats, bump};
 use super::throttle::Throttle;
 use super::transport::{Reader, Writer, read_plain};
@@ -52,6 +53,10 @@ pub(crate) struct MqttCore {
     pub(crate) peers: Vec<Sender<BrokerMsg>>,
     /// This core's contexts by listener index, for connections handed over from other cores.
     pub(crate) listeners: RefCell<Vec<Rc<ConnCtx>>>,
+    /// The external auth backend, if configured.
+    pub(crate) ext: Option<Arc<ExtAuth>>,
+    /// This core's cache of its answers.
+    pub(crate) ext_cache: RefCell<extauth::Cache>,
 }
 
 /// A connection on its way to its client id's home core. Everything in it is `Send`.
@@ -63,9 +68,18 @@ pub(crate) struct Handoff {
     listener: usize,
     connect: Box<Connect>,
     leftover: BytesMut,
+    login: Login,
+}
+
+/// Who logged in, as what.
+#[derive(Debug)]
+pub(crate) struct Login {
     client_id: String,
+    /// The client id was assigned by us (MQTT 5: sent back in CONNACK).
     assigned: bool,
     username: String,
+    /// Authenticated by the external backend.
+    external: bool,
 }
 
 /// The socket, before the connection is split into halves.
@@ -216,23 +230,6 @@ pub(crate) async fn serve(mut io: Io, peer: SocketAddr, ctx: Rc<ConnCtx>, core: 
         io.close().await;
         return;
     }
-    let password = connect.password.clone().unwrap_or_default();
-    let denied = match policy.authenticate(&username, &password) {
-        AuthDecision::Allowed => None,
-        AuthDecision::Denied(why) => Some((reason::BAD_USERNAME_OR_PASSWORD, why.as_str())),
-        // Argon2 never runs on a core; asking the control plane is not built yet.
-        AuthDecision::AskControlPlane => Some((reason::NOT_AUTHORIZED, "human_account")),
-    };
-    drop(policy);
-    if let Some((code, why)) = denied {
-        bump(&core.stats.auth_failures, 1);
-        core.throttle.borrow_mut().failed(peer.ip(), now);
-        audit::denied_login(&username, &client_id_for_log, peer, why);
-        refuse(&mut io, v, code).await;
-        io.close().await;
-        return;
-    }
-
     // Client identifier (MQTT 3.1.1 §3.1.3.1, MQTT 5 §3.1.3.1).
     let (client_id, assigned) = if connect.client_id.is_empty() {
         if v != Version::V5 && (!connect.clean_start || v == Version::V31) {
@@ -248,19 +245,41 @@ pub(crate) async fn serve(mut io: Io, peer: SocketAddr, ctx: Rc<ConnCtx>, core: 
         (connect.client_id.clone(), false)
     };
 
-    let home = home_core(&client_id, core.peers.len());
-    let me = core.broker.borrow().core();
-    if home != me {
-        hand_off(
-            io, peer, &ctx, &core, home, connect, buf, client_id, assigned, username,
-        )
-        .await;
+    let password = connect.password.clone().unwrap_or_default();
+    let mut external = false;
+    let denied = match policy.authenticate(&username, &password) {
+        AuthDecision::Allowed => None,
+        AuthDecision::Denied(DenyReason::UnknownUser) if core.ext.is_some() => {
+            drop(policy);
+            external = true;
+            external_login(&core, &connect, &username, &password, &client_id).await
+        }
+        AuthDecision::Denied(why) => Some((reason::BAD_USERNAME_OR_PASSWORD, why.as_str())),
+        // Argon2 never runs on a core; asking the control plane is not built yet.
+        AuthDecision::AskControlPlane => Some((reason::NOT_AUTHORIZED, "human_account")),
+    };
+    if let Some((code, why)) = denied {
+        bump(&core.stats.auth_failures, 1);
+        core.throttle.borrow_mut().failed(peer.ip(), now);
+        audit::denied_login(&username, &client_id_for_log, peer, why);
+        refuse(&mut io, v, code).await;
+        io.close().await;
         return;
     }
-    run(
-        io, peer, ctx, core, connect, buf, client_id, assigned, username,
-    )
-    .await;
+    let login = Login {
+        client_id,
+        assigned,
+        username,
+        external,
+    };
+
+    let home = home_core(&login.client_id, core.peers.len());
+    let me = core.broker.borrow().core();
+    if home != me {
+        hand_off(io, peer, &ctx, &core, home, connect, buf, login).await;
+        return;
+    }
+    run(io, peer, ctx, core, connect, buf, login).await;
 }
 
 /// Moves the connection to core `home`.
@@ -273,9 +292,7 @@ async fn hand_off(
     home: usize,
     connect: Box<Connect>,
     leftover: BytesMut,
-    client_id: String,
-    assigned: bool,
-    username: String,
+    login: Login,
 ) {
     let v = connect.version;
     let (tcp, tls) = match io {
@@ -302,9 +319,7 @@ async fn hand_off(
         listener: ctx.listener,
         connect,
         leftover,
-        client_id,
-        assigned,
-        username,
+        login,
     });
     if let Err(e) = core.peers[home].try_send(BrokerMsg::Handoff(h)) {
         // The home core is overwhelmed: tell the client to come back later.
@@ -339,18 +354,7 @@ pub(crate) fn adopt(h: Box<Handoff>, core: &Rc<MqttCore>) {
             Some(parts) => Io::Tls(TlsStream::from_parts(tcp, parts)),
             None => Io::Plain(tcp),
         };
-        run(
-            io,
-            h.peer,
-            ctx,
-            core,
-            h.connect,
-            h.leftover,
-            h.client_id,
-            h.assigned,
-            h.username,
-        )
-        .await;
+        run(io, h.peer, ctx, core, h.connect, h.leftover, h.login).await;
     })
     .detach();
 }
@@ -402,18 +406,23 @@ async fn run(
     core: Rc<MqttCore>,
     connect: Box<Connect>,
     buf: BytesMut,
-    client_id: String,
-    assigned: bool,
-    username: String,
+    login: Login,
 ) {
     let v = connect.version;
     let keepalive = effective_keepalive(&connect, &core.cfg);
     let outbox: OutboxRef = Rc::new(RefCell::new(Outbox::default()));
+    let Login {
+        client_id,
+        assigned,
+        username,
+        external,
+    } = login;
     let acc = core.broker.borrow_mut().connect(
         &connect,
         client_id,
         assigned,
         &username,
+        external,
         outbox.clone(),
         Instant::now(),
     );
@@ -421,8 +430,9 @@ async fn run(
     debug!(message = "MQTT client connected.", %peer, client_id = acc.client_id, username, core = core.broker.borrow().core());
     let (reader, writer) = io.split(ctx.limits.write_stall);
 
+    let ext_ids = external.then(|| (username.clone(), acc.client_id.clone()));
     let rd = pin!(read_loop(
-        reader, buf, &core, &ctx, acc.key, acc.conn, v, keepalive, &outbox
+        reader, buf, &core, &ctx, acc.key, acc.conn, v, keepalive, &outbox, ext_ids
     ));
     let wr = pin!(write_loop(writer, &core, &outbox, v));
     let (end, writer) = match select(rd, wr).await {
@@ -478,6 +488,7 @@ async fn read_loop(
     v: Version,
     keepalive: Option<Duration>,
     outbox: &OutboxRef,
+    ext_ids: Option<(String, String)>,
 ) -> ReadEnd {
     let dctx = DecodeCtx {
         version: Some(v),
@@ -489,7 +500,16 @@ async fn read_loop(
             match decode(&mut buf, dctx) {
                 Ok(Some(p)) => {
                     last = Instant::now();
-                    let res = core.broker.borrow_mut().packet(key, conn, p, last);
+                    let verdicts = match (&ext_ids, &core.ext) {
+                        (Some((user, cid)), Some(ext)) => {
+                            external_verdicts(core, ext, key, user, cid, &p).await
+                        }
+                        _ => Vec::new(),
+                    };
+                    let res =
+                        core.broker
+                            .borrow_mut()
+                            .packet(key, conn, p, &verdicts, Instant::now());
                     if let Err(close) = res {
                         if close.reason != reason::SUCCESS
                             && close.reason != reason::SESSION_TAKEN_OVER
@@ -563,6 +583,87 @@ async fn read_loop(
             }
         }
     }
+}
+
+/// The external backend's answers for one packet: one for a PUBLISH (write access to its
+/// topic), one per filter of a SUBSCRIBE. Cached per core; asked off the core.
+async fn external_verdicts(
+    core: &MqttCore,
+    ext: &ExtAuth,
+    key: u64,
+    username: &str,
+    client_id: &str,
+    p: &Packet,
+) -> Vec<bool> {
+    match p {
+        Packet::Publish(publish) => {
+            let topic = core.broker.borrow().publish_topic(key, publish);
+            let Some(topic) = topic else {
+                return vec![false];
+            };
+            let ok =
+                extauth::check_acl(ext, &core.ext_cache, username, client_id, &topic, ACC_WRITE)
+                    .await;
+            vec![ok]
+        }
+        Packet::Subscribe(sub) => {
+            let mut out = Vec::with_capacity(sub.filters.len());
+            for (f, _) in &sub.filters {
+                let inner = f.shared().map_or(f.as_str(), |(_, i)| i);
+                out.push(
+                    extauth::check_acl(
+                        ext,
+                        &core.ext_cache,
+                        username,
+                        client_id,
+                        inner,
+                        ACC_SUBSCRIBE,
+                    )
+                    .await,
+                );
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A login the policy does not know, asked of the external backend: the user, then the
+/// will's topic (MQTT 5 §3.1.2.5 lets a server refuse a will it would not allow).
+async fn external_login(
+    core: &MqttCore,
+    connect: &Connect,
+    username: &str,
+    password: &[u8],
+    client_id: &str,
+) -> Option<(u8, &'static str)> {
+    let ext = core.ext.as_ref()?;
+    let Ok(password) = std::str::from_utf8(password) else {
+        return Some((reason::BAD_USERNAME_OR_PASSWORD, "external_bad_password"));
+    };
+    let q = extauth::Query::User {
+        username: username.to_string(),
+        password: password.to_string(),
+        client_id: client_id.to_string(),
+    };
+    if !extauth::check(ext, &core.ext_cache, q).await {
+        return Some((reason::BAD_USERNAME_OR_PASSWORD, "external_denied"));
+    }
+    if let Some(w) = &connect.will {
+        let ok = extauth::check_acl(
+            ext,
+            &core.ext_cache,
+            username,
+            client_id,
+            w.topic.as_str(),
+            ACC_WRITE,
+        )
+        .await;
+        if !ok {
+            return Some((reason::NOT_AUTHORIZED, "external_will_denied"));
+        }
+    }
+    None
 }
 
 /// Sends what the broker queues, one flush per turn, until told to close.

@@ -17,6 +17,7 @@
 pub(crate) mod audit;
 pub(crate) mod broker;
 pub(crate) mod conn;
+pub mod extauth;
 pub(crate) mod persist;
 pub mod stats;
 pub(crate) mod sys;
@@ -81,6 +82,8 @@ pub struct BrokerConfig {
     /// Longest time a change waits before it is written (the window of loss on a crash).
     /// Default 1 s.
     pub persist_interval: Duration,
+    /// The external auth backend (mosquitto-go-auth's HTTP protocol), if configured.
+    pub external_auth: Option<extauth::ExternalAuthConfig>,
 }
 
 impl Default for BrokerConfig {
@@ -100,6 +103,7 @@ impl Default for BrokerConfig {
             sys_interval: Duration::from_secs(10),
             persist_dir: None,
             persist_interval: Duration::from_secs(1),
+            external_auth: None,
         }
     }
 }

@@ -34,7 +34,10 @@ impl Reader {
     /// The next `n` bytes, or `Malformed(ctx)` if fewer remain.
     pub(crate) fn take(&mut self, n: usize, ctx: &'static str) -> Result<&[u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or(DecodeError::Malformed(ctx))?;
-        let out = self.buf.get(self.pos..end).ok_or(DecodeError::Malformed(ctx))?;
+        let out = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(DecodeError::Malformed(ctx))?;
         self.pos = end;
         Ok(out)
     }
@@ -83,7 +86,9 @@ impl Reader {
                 return Ok(value);
             }
         }
-        Err(DecodeError::Malformed("variable byte integer longer than 4 bytes"))
+        Err(DecodeError::Malformed(
+            "variable byte integer longer than 4 bytes",
+        ))
     }
 
     /// UTF-8 encoded string (§1.5.4): two-byte length, well-formed UTF-8 (no surrogates, no

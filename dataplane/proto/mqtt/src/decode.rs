@@ -6,10 +6,9 @@ use bytes::BytesMut;
 use crate::codec::Reader;
 use crate::error::DecodeError;
 use crate::packet::{
-    AUTH, Ack, Auth, CONNACK, CONNECT, Connack, Connect, DISCONNECT, Disconnect, PINGREQ,
-    PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, Packet, Publish, RetainHandling, SUBACK,
-    SUBSCRIBE, Suback, Subscribe, SubscriptionOptions, UNSUBACK, UNSUBSCRIBE, Unsuback,
-    Unsubscribe, Will,
+    AUTH, Ack, Auth, CONNACK, CONNECT, Connack, Connect, DISCONNECT, Disconnect, PINGREQ, PINGRESP,
+    PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, Packet, Publish, RetainHandling, SUBACK, SUBSCRIBE,
+    Suback, Subscribe, SubscriptionOptions, UNSUBACK, UNSUBSCRIBE, Unsuback, Unsubscribe, Will,
 };
 use crate::properties::{PropCtx, Properties};
 use crate::reason::{self, allowed};
@@ -193,7 +192,9 @@ fn packet_id(r: &mut Reader) -> Result<u16, DecodeError> {
 fn reason_code(r: &mut Reader, allowed: &[u8]) -> Result<u8, DecodeError> {
     let code = r.u8("reason code")?;
     if !allowed.contains(&code) {
-        return Err(DecodeError::Protocol("reason code not allowed in this packet"));
+        return Err(DecodeError::Protocol(
+            "reason code not allowed in this packet",
+        ));
     }
     Ok(code)
 }
@@ -232,7 +233,9 @@ fn connect(r: &mut Reader) -> Result<Connect, DecodeError> {
     let username_flag = flags & 0x80 != 0;
     let will_qos = QoS::from_u8(will_qos).ok_or(DecodeError::Malformed("will QoS 3"))?;
     if !will_flag && (will_qos != QoS::AtMostOnce || will_retain) {
-        return Err(DecodeError::Malformed("will QoS or retain without will flag"));
+        return Err(DecodeError::Malformed(
+            "will QoS or retain without will flag",
+        ));
     }
     // 3.1.1 §3.1.2.9 [MQTT-3.1.2-22]; MQTT 5.0 allows a password alone.
     if !v5 && password_flag && !username_flag {
@@ -389,7 +392,9 @@ fn subscribe(r: &mut Reader, v5: bool) -> Result<Subscribe, DecodeError> {
 fn subscription_options(b: u8, v5: bool) -> Result<SubscriptionOptions, DecodeError> {
     let reserved = if v5 { 0b1100_0000 } else { 0b1111_1100 };
     if b & reserved != 0 {
-        return Err(DecodeError::Malformed("reserved subscription option bits set"));
+        return Err(DecodeError::Malformed(
+            "reserved subscription option bits set",
+        ));
     }
     let qos = QoS::from_u8(b & 0b11).ok_or(DecodeError::Malformed("subscription QoS 3"))?;
     let retain_handling = RetainHandling::from_u8((b >> 4) & 0b11)

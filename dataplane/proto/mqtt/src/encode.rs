@@ -235,7 +235,9 @@ impl Publish {
                 return Err(EncodeError::Invalid("DUP on a QoS 0 PUBLISH"));
             }
             (QoS::AtLeastOnce | QoS::ExactlyOnce, None) => {
-                return Err(EncodeError::Invalid("QoS > 0 PUBLISH without packet identifier"));
+                return Err(EncodeError::Invalid(
+                    "QoS > 0 PUBLISH without packet identifier",
+                ));
             }
             _ => {}
         }
@@ -311,7 +313,11 @@ impl Ack {
             return Ok(2);
         }
         if self.properties.is_empty() {
-            return Ok(if self.reason_code == reason::SUCCESS { 2 } else { 3 });
+            return Ok(if self.reason_code == reason::SUCCESS {
+                2
+            } else {
+                3
+            });
         }
         Ok(3 + self.properties.wire_len(PropCtx::Ack)?)
     }

@@ -31,7 +31,7 @@ pub enum DecodeError {
     /// MQTT 3.1.1 return code 1.
     #[error("unsupported protocol level {level}")]
     UnsupportedProtocol {
-        /// The protocol level byte (0 if the protocol name was not recognised before it).
+        /// The protocol level byte; 0 if the packet ends before it.
         level: u8,
     },
     /// A PUBLISH or will topic name is not valid (§4.7): reason 0x90.

@@ -240,20 +240,41 @@ impl Properties {
                 m |= 1 << id;
             }
         };
-        mark(self.payload_format_indicator.is_some(), PAYLOAD_FORMAT_INDICATOR);
-        mark(self.message_expiry_interval.is_some(), MESSAGE_EXPIRY_INTERVAL);
+        mark(
+            self.payload_format_indicator.is_some(),
+            PAYLOAD_FORMAT_INDICATOR,
+        );
+        mark(
+            self.message_expiry_interval.is_some(),
+            MESSAGE_EXPIRY_INTERVAL,
+        );
         mark(self.content_type.is_some(), CONTENT_TYPE);
         mark(self.response_topic.is_some(), RESPONSE_TOPIC);
         mark(self.correlation_data.is_some(), CORRELATION_DATA);
-        mark(!self.subscription_identifiers.is_empty(), SUBSCRIPTION_IDENTIFIER);
-        mark(self.session_expiry_interval.is_some(), SESSION_EXPIRY_INTERVAL);
-        mark(self.assigned_client_identifier.is_some(), ASSIGNED_CLIENT_IDENTIFIER);
+        mark(
+            !self.subscription_identifiers.is_empty(),
+            SUBSCRIPTION_IDENTIFIER,
+        );
+        mark(
+            self.session_expiry_interval.is_some(),
+            SESSION_EXPIRY_INTERVAL,
+        );
+        mark(
+            self.assigned_client_identifier.is_some(),
+            ASSIGNED_CLIENT_IDENTIFIER,
+        );
         mark(self.server_keep_alive.is_some(), SERVER_KEEP_ALIVE);
         mark(self.authentication_method.is_some(), AUTHENTICATION_METHOD);
         mark(self.authentication_data.is_some(), AUTHENTICATION_DATA);
-        mark(self.request_problem_information.is_some(), REQUEST_PROBLEM_INFORMATION);
+        mark(
+            self.request_problem_information.is_some(),
+            REQUEST_PROBLEM_INFORMATION,
+        );
         mark(self.will_delay_interval.is_some(), WILL_DELAY_INTERVAL);
-        mark(self.request_response_information.is_some(), REQUEST_RESPONSE_INFORMATION);
+        mark(
+            self.request_response_information.is_some(),
+            REQUEST_RESPONSE_INFORMATION,
+        );
         mark(self.response_information.is_some(), RESPONSE_INFORMATION);
         mark(self.server_reference.is_some(), SERVER_REFERENCE);
         mark(self.reason_string.is_some(), REASON_STRING);
@@ -291,7 +312,9 @@ impl Properties {
             let id = u8::try_from(id)
                 .ok()
                 .filter(|&id| id < 64 && allowed & (1 << id) != 0)
-                .ok_or(DecodeError::Malformed("property not allowed in this packet"))?;
+                .ok_or(DecodeError::Malformed(
+                    "property not allowed in this packet",
+                ))?;
             p.decode_one(&mut r, id, ctx)?;
         }
         if p.authentication_data.is_some() && p.authentication_method.is_none() {
@@ -387,7 +410,9 @@ impl Properties {
                 set_once(&mut self.shared_subscription_available, v)
             }
             // `decode` only passes identifiers of the allowed set, all handled above.
-            _ => Err(DecodeError::Malformed("property not allowed in this packet")),
+            _ => Err(DecodeError::Malformed(
+                "property not allowed in this packet",
+            )),
         }
     }
 
@@ -398,7 +423,9 @@ impl Properties {
             return Err(EncodeError::Invalid("property not allowed in this packet"));
         }
         if !ctx.repeats_subscription_id() && self.subscription_identifiers.len() > 1 {
-            return Err(EncodeError::Invalid("more than one subscription identifier"));
+            return Err(EncodeError::Invalid(
+                "more than one subscription identifier",
+            ));
         }
         self.check_values()?;
         let mut n = 0usize;
@@ -514,7 +541,11 @@ impl Properties {
         };
         byte(dst, PAYLOAD_FORMAT_INDICATOR, self.payload_format_indicator);
         four(dst, MESSAGE_EXPIRY_INTERVAL, self.message_expiry_interval);
-        field(dst, CONTENT_TYPE, self.content_type.as_deref().map(str::as_bytes))?;
+        field(
+            dst,
+            CONTENT_TYPE,
+            self.content_type.as_deref().map(str::as_bytes),
+        )?;
         field(
             dst,
             RESPONSE_TOPIC,
@@ -529,7 +560,9 @@ impl Properties {
         field(
             dst,
             ASSIGNED_CLIENT_IDENTIFIER,
-            self.assigned_client_identifier.as_deref().map(str::as_bytes),
+            self.assigned_client_identifier
+                .as_deref()
+                .map(str::as_bytes),
         )?;
         two(dst, SERVER_KEEP_ALIVE, self.server_keep_alive);
         field(
@@ -537,17 +570,37 @@ impl Properties {
             AUTHENTICATION_METHOD,
             self.authentication_method.as_deref().map(str::as_bytes),
         )?;
-        field(dst, AUTHENTICATION_DATA, self.authentication_data.as_deref())?;
-        byte(dst, REQUEST_PROBLEM_INFORMATION, self.request_problem_information);
+        field(
+            dst,
+            AUTHENTICATION_DATA,
+            self.authentication_data.as_deref(),
+        )?;
+        byte(
+            dst,
+            REQUEST_PROBLEM_INFORMATION,
+            self.request_problem_information,
+        );
         four(dst, WILL_DELAY_INTERVAL, self.will_delay_interval);
-        byte(dst, REQUEST_RESPONSE_INFORMATION, self.request_response_information);
+        byte(
+            dst,
+            REQUEST_RESPONSE_INFORMATION,
+            self.request_response_information,
+        );
         field(
             dst,
             RESPONSE_INFORMATION,
             self.response_information.as_deref().map(str::as_bytes),
         )?;
-        field(dst, SERVER_REFERENCE, self.server_reference.as_deref().map(str::as_bytes))?;
-        field(dst, REASON_STRING, self.reason_string.as_deref().map(str::as_bytes))?;
+        field(
+            dst,
+            SERVER_REFERENCE,
+            self.server_reference.as_deref().map(str::as_bytes),
+        )?;
+        field(
+            dst,
+            REASON_STRING,
+            self.reason_string.as_deref().map(str::as_bytes),
+        )?;
         two(dst, RECEIVE_MAXIMUM, self.receive_maximum);
         two(dst, TOPIC_ALIAS_MAXIMUM, self.topic_alias_maximum);
         two(dst, TOPIC_ALIAS, self.topic_alias);

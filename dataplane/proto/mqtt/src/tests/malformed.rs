@@ -83,9 +83,15 @@ fn connect_protocol_name_and_level() {
         );
     }
     // Truncated right after a valid protocol name.
-    assert_eq!(code(&frame(0x10, &[0, 4, b'M', b'Q', b'T', b'T']), ctx_new()), MALFORMED);
+    assert_eq!(
+        code(&frame(0x10, &[0, 4, b'M', b'Q', b'T', b'T']), ctx_new()),
+        MALFORMED
+    );
     // A protocol name longer than the packet.
-    assert_eq!(code(&frame(0x10, &[0, 9, b'M', b'Q']), ctx_new()), MALFORMED);
+    assert_eq!(
+        code(&frame(0x10, &[0, 9, b'M', b'Q']), ctx_new()),
+        MALFORMED
+    );
 }
 
 #[test]
@@ -110,7 +116,10 @@ fn connect_flags() {
     let Packet::Connect(c) = dec(&connect5(0x42, &[0], &p), ctx_new()).unwrap() else {
         panic!("not a CONNECT");
     };
-    assert_eq!((c.username, c.password.as_deref()), (None, Some(&b"pw"[..])));
+    assert_eq!(
+        (c.username, c.password.as_deref()),
+        (None, Some(&b"pw"[..]))
+    );
 }
 
 #[test]
@@ -144,7 +153,10 @@ fn connack() {
     // Reserved v3 return code.
     assert_eq!(code(&[0x20, 2, 0, 6], ctx(V3)), MALFORMED);
     // v5 reason not defined for CONNACK.
-    assert_eq!(code(&[0x20, 3, 0, GRANTED_QOS_1, 0], ctx(V5)), PROTOCOL_ERROR);
+    assert_eq!(
+        code(&[0x20, 3, 0, GRANTED_QOS_1, 0], ctx(V5)),
+        PROTOCOL_ERROR
+    );
     // v5 CONNACK needs its property length.
     assert_eq!(code(&[0x20, 2, 0, 0], ctx(V5)), MALFORMED);
     // v3 CONNACK is exactly two bytes.
@@ -154,7 +166,10 @@ fn connack() {
 #[test]
 fn publish() {
     // Topic with a wildcard, empty topic (3.1.1, and 5.0 without alias).
-    assert_eq!(code(&[0x30, 4, 0, 2, b'a', b'+'], ctx(V3)), TOPIC_NAME_INVALID);
+    assert_eq!(
+        code(&[0x30, 4, 0, 2, b'a', b'+'], ctx(V3)),
+        TOPIC_NAME_INVALID
+    );
     assert_eq!(
         err(&[0x30, 2, 0, 0], ctx(V3)),
         DecodeError::InvalidTopic(TopicError::Empty)
@@ -172,28 +187,52 @@ fn publish() {
     // Topic length past the packet.
     assert_eq!(code(&[0x30, 3, 0, 5, b't'], ctx(V3)), MALFORMED);
     // Topic alias 0.
-    assert_eq!(code(&[0x30, 7, 0, 1, b't', 3, 0x23, 0, 0], ctx(V5)), PROTOCOL_ERROR);
+    assert_eq!(
+        code(&[0x30, 7, 0, 1, b't', 3, 0x23, 0, 0], ctx(V5)),
+        PROTOCOL_ERROR
+    );
 }
 
 #[test]
 fn acks() {
     for first in [0x40, 0x50, 0x62, 0x70] {
         // Packet identifier 0.
-        assert_eq!(code(&[first, 2, 0, 0], ctx(V3)), PROTOCOL_ERROR, "{first:#x}");
+        assert_eq!(
+            code(&[first, 2, 0, 0], ctx(V3)),
+            PROTOCOL_ERROR,
+            "{first:#x}"
+        );
         // Too short, and too long for 3.1.1.
         assert_eq!(code(&[first, 1, 0], ctx(V3)), MALFORMED, "{first:#x}");
         assert_eq!(code(&[first, 3, 0, 1, 0], ctx(V3)), MALFORMED, "{first:#x}");
         // Property length past the packet.
-        assert_eq!(code(&[first, 4, 0, 1, 0, 5], ctx(V5)), MALFORMED, "{first:#x}");
+        assert_eq!(
+            code(&[first, 4, 0, 1, 0, 5], ctx(V5)),
+            MALFORMED,
+            "{first:#x}"
+        );
         // Trailing bytes after the properties.
-        assert_eq!(code(&[first, 5, 0, 1, 0, 0, 0], ctx(V5)), MALFORMED, "{first:#x}");
+        assert_eq!(
+            code(&[first, 5, 0, 1, 0, 0, 0], ctx(V5)),
+            MALFORMED,
+            "{first:#x}"
+        );
     }
     // Reason codes allowed per packet.
-    assert_eq!(code(&[0x40, 3, 0, 1, PACKET_ID_NOT_FOUND], ctx(V5)), PROTOCOL_ERROR);
+    assert_eq!(
+        code(&[0x40, 3, 0, 1, PACKET_ID_NOT_FOUND], ctx(V5)),
+        PROTOCOL_ERROR
+    );
     assert!(dec(&[0x40, 3, 0, 1, NO_MATCHING_SUBSCRIBERS], ctx(V5)).is_ok());
     assert!(dec(&[0x62, 3, 0, 1, PACKET_ID_NOT_FOUND], ctx(V5)).is_ok());
-    assert_eq!(code(&[0x62, 3, 0, 1, QUOTA_EXCEEDED], ctx(V5)), PROTOCOL_ERROR);
-    assert_eq!(code(&[0x70, 3, 0, 1, NOT_AUTHORIZED], ctx(V5)), PROTOCOL_ERROR);
+    assert_eq!(
+        code(&[0x62, 3, 0, 1, QUOTA_EXCEEDED], ctx(V5)),
+        PROTOCOL_ERROR
+    );
+    assert_eq!(
+        code(&[0x70, 3, 0, 1, NOT_AUTHORIZED], ctx(V5)),
+        PROTOCOL_ERROR
+    );
 }
 
 #[test]
@@ -222,16 +261,34 @@ fn subscribe() {
     assert_eq!(code(&sub(true, b"a", 3), ctx(V5)), MALFORMED);
     assert_eq!(code(&sub(true, b"a", 0x30), ctx(V5)), MALFORMED);
     // Filters breaking the wildcard or share rules.
-    for f in [&b"a/#/b"[..], b"a+", b"#a", b"$share/g", b"$share//a", b"$share/g+/a", b""] {
-        assert_eq!(code(&sub(true, f, 0), ctx(V5)), TOPIC_FILTER_INVALID, "{f:?}");
+    for f in [
+        &b"a/#/b"[..],
+        b"a+",
+        b"#a",
+        b"$share/g",
+        b"$share//a",
+        b"$share/g+/a",
+        b"",
+    ] {
+        assert_eq!(
+            code(&sub(true, f, 0), ctx(V5)),
+            TOPIC_FILTER_INVALID,
+            "{f:?}"
+        );
     }
     // Missing options byte.
     assert_eq!(code(&[0x82, 5, 0, 1, 0, 1, b'a'], ctx(V3)), MALFORMED);
     // No Local on a shared subscription.
-    assert_eq!(code(&sub(true, b"$share/g/a", 0x04), ctx(V5)), PROTOCOL_ERROR);
+    assert_eq!(
+        code(&sub(true, b"$share/g/a", 0x04), ctx(V5)),
+        PROTOCOL_ERROR
+    );
     assert!(dec(&sub(true, b"$share/g/a", 0x00), ctx(V5)).is_ok());
     // Packet identifier 0.
-    assert_eq!(code(&[0x82, 6, 0, 0, 0, 1, b'a', 0], ctx(V3)), PROTOCOL_ERROR);
+    assert_eq!(
+        code(&[0x82, 6, 0, 0, 0, 1, b'a', 0], ctx(V3)),
+        PROTOCOL_ERROR
+    );
 }
 
 #[test]
@@ -244,7 +301,10 @@ fn suback_unsubscribe_unsuback() {
     // UNSUBSCRIBE: no filters, bad filter.
     assert_eq!(code(&[0xa2, 2, 0, 1], ctx(V3)), PROTOCOL_ERROR);
     assert!(dec(&[0xa2, 5, 0, 1, 0, 1, b'+'], ctx(V3)).is_ok());
-    assert_eq!(code(&[0xa2, 6, 0, 1, 0, 2, b'a', b'#'], ctx(V3)), TOPIC_FILTER_INVALID);
+    assert_eq!(
+        code(&[0xa2, 6, 0, 1, 0, 2, b'a', b'#'], ctx(V3)),
+        TOPIC_FILTER_INVALID
+    );
     // UNSUBACK: exactly 2 bytes in 3.1.1; codes required in 5.0.
     assert!(dec(&[0xb0, 2, 0, 1], ctx(V3)).is_ok());
     assert_eq!(code(&[0xb0, 3, 0, 1, 0], ctx(V3)), MALFORMED);
@@ -296,7 +356,10 @@ fn utf8_strings() {
 
 #[test]
 fn error_reason_codes() {
-    assert_eq!(DecodeError::ClientIdInvalid.reason_code(), CLIENT_ID_NOT_VALID);
+    assert_eq!(
+        DecodeError::ClientIdInvalid.reason_code(),
+        CLIENT_ID_NOT_VALID
+    );
     assert_eq!(
         DecodeError::InvalidTopicFilter(TopicError::BadShare).reason_code(),
         TOPIC_FILTER_INVALID

@@ -7,8 +7,8 @@ use bytes::BytesMut;
 use crate::{DecodeCtx, DecodeError, Packet, Version, decode};
 
 mod malformed;
+mod packets;
 mod properties;
-mod prop;
 mod roundtrip;
 mod streaming;
 mod topic;

@@ -21,15 +21,45 @@ pub(super) const V311_PUBLISH: &[u8] = &[0x30, 0x07, 0x00, 0x03, b'a', b'/', b'b
 
 /// CONNECT with a will (QoS 1, retained), user name and password.
 const V311_CONNECT_FULL: &[u8] = &[
-    0x10, 0x25, // remaining length 37
-    0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, //
+    0x10,
+    0x25, // remaining length 37
+    0x00,
+    0x04,
+    b'M',
+    b'Q',
+    b'T',
+    b'T',
+    0x04,        //
     0b1110_1110, // user, password, will retain, will QoS 1, will, clean session
-    0x00, 0x0a, // keep alive 10
-    0x00, 0x02, b'c', b'1', // client id
-    0x00, 0x04, b'l', b'w', b'/', b't', // will topic
-    0x00, 0x03, b'b', b'y', b'e', // will payload
-    0x00, 0x04, b'u', b's', b'e', b'r', // user name
-    0x00, 0x04, b'p', b'a', b's', b's', // password
+    0x00,
+    0x0a, // keep alive 10
+    0x00,
+    0x02,
+    b'c',
+    b'1', // client id
+    0x00,
+    0x04,
+    b'l',
+    b'w',
+    b'/',
+    b't', // will topic
+    0x00,
+    0x03,
+    b'b',
+    b'y',
+    b'e', // will payload
+    0x00,
+    0x04,
+    b'u',
+    b's',
+    b'e',
+    b'r', // user name
+    0x00,
+    0x04,
+    b'p',
+    b'a',
+    b's',
+    b's', // password
 ];
 
 /// MQTT 3.1 (`MQIsdp`, level 3) CONNECT.
@@ -82,8 +112,14 @@ fn v311_connect_with_will_and_credentials() {
     assert_eq!(c.password.as_deref(), Some(&b"pass"[..]));
     // The password never shows in Debug output.
     let debug = format!("{c:?}");
-    assert!(debug.contains("<redacted>") && !debug.contains("pass\""), "{debug}");
-    assert_eq!(&enc(&Packet::Connect(c), Version::V311)[..], V311_CONNECT_FULL);
+    assert!(
+        debug.contains("<redacted>") && !debug.contains("pass\""),
+        "{debug}"
+    );
+    assert_eq!(
+        &enc(&Packet::Connect(c), Version::V311)[..],
+        V311_CONNECT_FULL
+    );
 }
 
 #[test]
@@ -114,7 +150,10 @@ fn v311_publish() {
         panic!("not a PUBLISH");
     };
     assert_eq!((p.topic.as_str(), &p.payload[..]), ("a/b", &b"hi"[..]));
-    assert_eq!((p.qos, p.packet_id, p.dup, p.retain), (QoS::AtMostOnce, None, false, false));
+    assert_eq!(
+        (p.qos, p.packet_id, p.dup, p.retain),
+        (QoS::AtMostOnce, None, false, false)
+    );
     assert_eq!(&enc(&Packet::Publish(p), Version::V311)[..], V311_PUBLISH);
 }
 
@@ -128,11 +167,17 @@ fn short_forms() {
             properties: Properties::default(),
         })
     };
-    assert_eq!(&enc(&ack(reason::SUCCESS), Version::V5)[..], &[0x40, 2, 0, 7]);
+    assert_eq!(
+        &enc(&ack(reason::SUCCESS), Version::V5)[..],
+        &[0x40, 2, 0, 7]
+    );
     assert_eq!(&enc(&ack(0x10), Version::V5)[..], &[0x40, 3, 0, 7, 0x10]);
     assert_eq!(&enc(&ack(0x10), Version::V311)[..], &[0x40, 2, 0, 7]);
     // The long form with an explicit success and empty properties decodes the same.
-    assert_eq!(dec(&[0x40, 4, 0, 7, 0, 0], ctx(Version::V5)).unwrap(), ack(0));
+    assert_eq!(
+        dec(&[0x40, 4, 0, 7, 0, 0], ctx(Version::V5)).unwrap(),
+        ack(0)
+    );
     assert_eq!(dec(&[0x40, 3, 0, 7, 0], ctx(Version::V5)).unwrap(), ack(0));
 
     let disconnect = |reason_code| {
@@ -144,7 +189,10 @@ fn short_forms() {
     assert_eq!(&enc(&disconnect(0), Version::V5)[..], &[0xe0, 0]);
     assert_eq!(&enc(&disconnect(0x8e), Version::V5)[..], &[0xe0, 1, 0x8e]);
     assert_eq!(&enc(&disconnect(0x8e), Version::V311)[..], &[0xe0, 0]);
-    assert_eq!(dec(&[0xe0, 2, 0, 0], ctx(Version::V5)).unwrap(), disconnect(0));
+    assert_eq!(
+        dec(&[0xe0, 2, 0, 0], ctx(Version::V5)).unwrap(),
+        disconnect(0)
+    );
 
     let auth = |reason_code| {
         Packet::Auth(Auth {
@@ -155,12 +203,14 @@ fn short_forms() {
     assert_eq!(&enc(&auth(0), Version::V5)[..], &[0xf0, 0]);
     assert_eq!(&enc(&auth(0x18), Version::V5)[..], &[0xf0, 2, 0x18, 0]);
     assert_eq!(dec(&[0xf0, 2, 0, 0], ctx(Version::V5)).unwrap(), auth(0));
-    assert!(Packet::Auth(Auth {
-        reason_code: 0,
-        properties: Properties::default()
-    })
-    .encode(Version::V311, &mut BytesMut::new())
-    .is_err());
+    assert!(
+        Packet::Auth(Auth {
+            reason_code: 0,
+            properties: Properties::default()
+        })
+        .encode(Version::V311, &mut BytesMut::new())
+        .is_err()
+    );
 }
 
 #[test]
@@ -168,17 +218,26 @@ fn connack_maps_to_v3_codes() {
     use crate::{Connack, reason, v3_connack, v3_connack_code};
     let table = [
         (reason::SUCCESS, v3_connack::ACCEPTED),
-        (reason::UNSUPPORTED_PROTOCOL_VERSION, v3_connack::UNACCEPTABLE_PROTOCOL_VERSION),
+        (
+            reason::UNSUPPORTED_PROTOCOL_VERSION,
+            v3_connack::UNACCEPTABLE_PROTOCOL_VERSION,
+        ),
         (reason::CLIENT_ID_NOT_VALID, v3_connack::IDENTIFIER_REJECTED),
         (reason::SERVER_UNAVAILABLE, v3_connack::SERVER_UNAVAILABLE),
         (reason::SERVER_BUSY, v3_connack::SERVER_UNAVAILABLE),
-        (reason::BAD_USERNAME_OR_PASSWORD, v3_connack::BAD_USERNAME_OR_PASSWORD),
+        (
+            reason::BAD_USERNAME_OR_PASSWORD,
+            v3_connack::BAD_USERNAME_OR_PASSWORD,
+        ),
         (reason::NOT_AUTHORIZED, v3_connack::NOT_AUTHORIZED),
         (reason::BANNED, v3_connack::NOT_AUTHORIZED),
         (reason::BAD_AUTH_METHOD, v3_connack::NOT_AUTHORIZED),
         (reason::UNSPECIFIED, v3_connack::SERVER_UNAVAILABLE),
         (reason::QUOTA_EXCEEDED, v3_connack::SERVER_UNAVAILABLE),
-        (reason::CONNECTION_RATE_EXCEEDED, v3_connack::SERVER_UNAVAILABLE),
+        (
+            reason::CONNECTION_RATE_EXCEEDED,
+            v3_connack::SERVER_UNAVAILABLE,
+        ),
         (0x01, v3_connack::SERVER_UNAVAILABLE),
     ];
     for (v5, v3) in table {
@@ -220,6 +279,9 @@ fn subscribe_v311() {
 #[test]
 fn kinds() {
     assert_eq!(dec(&[0xc0, 0], ctx(Version::V5)).unwrap().kind(), "PINGREQ");
-    assert_eq!(dec(&[0xd0, 0], ctx(Version::V311)).unwrap().kind(), "PINGRESP");
+    assert_eq!(
+        dec(&[0xd0, 0], ctx(Version::V311)).unwrap().kind(),
+        "PINGRESP"
+    );
     assert_eq!(dec(V5_CONNECT, ctx_new()).unwrap().kind(), "CONNECT");
 }

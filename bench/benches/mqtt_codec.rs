@@ -1,0 +1,208 @@
+//! The MQTT codec's hot paths.
+//!
+//! - `mqtt/decode`: one PUBLISH with a 100-byte payload (QoS 0 and QoS 1, MQTT 3.1.1 and 5.0,
+//!   the 5.0 ones with a message expiry and a user property), and a CONNECT (3.1.1 with
+//!   credentials; 5.0 with properties and a will). The read buffer is rebuilt outside the
+//!   measurement for every iteration, since `decode` consumes it.
+//! - `mqtt/encode`: the same packets into a reused buffer, plus `encode_head` (what the broker
+//!   writes per subscriber while sharing the payload).
+//! - `mqtt/topic_matches`: one topic against 100k filters (literals, `+`, `#`, `$share/`, a few
+//!   hundred of them matching), the cost of a linear scan that the broker's trie avoids.
+
+#![forbid(unsafe_code)]
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use rampart_mqtt_proto::{
+    Connect, DecodeCtx, Packet, Properties, Publish, QoS, TopicName, Version, Will, decode,
+    topic_matches,
+};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const FILTERS: usize = 100_000;
+const TOPIC: &str = "site/42/device/4242/telemetry/temp";
+
+fn publish(qos: QoS, v5: bool) -> Packet {
+    let properties = if v5 {
+        Properties {
+            message_expiry_interval: Some(3600),
+            user_properties: vec![("trace".into(), "abc123".into())],
+            ..Properties::default()
+        }
+    } else {
+        Properties::default()
+    };
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: TOPIC.into(),
+        packet_id: (qos != QoS::AtMostOnce).then_some(4242),
+        properties,
+        payload: Bytes::from(vec![0x5a; 100]),
+    })
+}
+
+fn connect(version: Version) -> Packet {
+    let v5 = version.is_v5();
+    let properties = if v5 {
+        Properties {
+            session_expiry_interval: Some(3600),
+            receive_maximum: Some(100),
+            maximum_packet_size: Some(1 << 20),
+            topic_alias_maximum: Some(16),
+            ..Properties::default()
+        }
+    } else {
+        Properties::default()
+    };
+    Packet::Connect(Box::new(Connect {
+        version,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: "device-4242".into(),
+        will: v5.then(|| Will {
+            topic: TopicName::new("site/17/device/4242/status").expect("valid topic"),
+            payload: Bytes::from_static(b"offline"),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+            properties: Properties::default(),
+        }),
+        username: Some("device-4242".into()),
+        password: Some(Bytes::from_static(b"correct horse battery staple")),
+        properties,
+    }))
+}
+
+fn cases() -> Vec<(&'static str, Version, Packet)> {
+    vec![
+        (
+            "publish_qos0_v311",
+            Version::V311,
+            publish(QoS::AtMostOnce, false),
+        ),
+        (
+            "publish_qos1_v311",
+            Version::V311,
+            publish(QoS::AtLeastOnce, false),
+        ),
+        (
+            "publish_qos0_v5",
+            Version::V5,
+            publish(QoS::AtMostOnce, true),
+        ),
+        (
+            "publish_qos1_v5",
+            Version::V5,
+            publish(QoS::AtLeastOnce, true),
+        ),
+        ("connect_v311", Version::V311, connect(Version::V311)),
+        ("connect_v5", Version::V5, connect(Version::V5)),
+    ]
+}
+
+fn codec(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mqtt/decode");
+    group.throughput(Throughput::Elements(1));
+    for (name, version, packet) in cases() {
+        let mut wire = BytesMut::new();
+        packet.encode(version, &mut wire).expect("encodes");
+        let ctx = DecodeCtx {
+            // A CONNECT is the first packet; everything else follows one.
+            version: (!matches!(packet, Packet::Connect(_))).then_some(version),
+            max_packet_size: 1 << 20,
+        };
+        let decoded = decode(&mut wire.clone(), ctx).expect("decodes");
+        assert_eq!(decoded.as_ref(), Some(&packet));
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || wire.clone(),
+                |buf| decode(black_box(buf), ctx),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("mqtt/encode");
+    group.throughput(Throughput::Elements(1));
+    let mut dst = BytesMut::with_capacity(4096);
+    for (name, version, packet) in cases() {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                dst.clear();
+                black_box(&packet).encode(version, &mut dst)
+            })
+        });
+    }
+    for (name, version, packet) in cases() {
+        let Packet::Publish(p) = packet else {
+            continue;
+        };
+        group.bench_function(format!("head_{name}"), |b| {
+            b.iter(|| {
+                dst.clear();
+                black_box(&p).encode_head(version, &mut dst)
+            })
+        });
+    }
+    group.finish();
+}
+
+/// 100k filters: mostly near misses sharing the topic's prefix, some wildcards, a few hundred
+/// matching.
+fn filters() -> Vec<String> {
+    (0..FILTERS)
+        .map(|i| {
+            let site = i / 10 % 50;
+            let dev = i / 10 % 5000;
+            match i % 10 {
+                0 => format!("site/{site}/device/{dev}/telemetry/+"),
+                1 => format!("site/{site}/device/+/telemetry/temp"),
+                2 => format!("site/{site}/#"),
+                3 => format!("site/+/device/{dev}/#"),
+                4 => format!("$share/g{}/site/{site}/device/{dev}/telemetry/temp", i % 7),
+                5 => "+/+/device/+/telemetry/humidity".to_owned(),
+                _ => format!("site/{site}/device/{dev}/telemetry/temp"),
+            }
+        })
+        .collect()
+}
+
+fn matching(c: &mut Criterion) {
+    let filters = filters();
+    let matched = filters.iter().filter(|f| topic_matches(f, TOPIC)).count();
+    assert!(matched > 0 && matched < FILTERS / 10, "{matched} matches");
+
+    let mut group = c.benchmark_group("mqtt/topic_matches");
+    group.throughput(Throughput::Elements(FILTERS as u64));
+    group.bench_function("one_topic_100k_filters", |b| {
+        b.iter(|| {
+            black_box(&filters)
+                .iter()
+                .filter(|f| topic_matches(f, black_box(TOPIC)))
+                .count()
+        })
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = codec, matching
+}
+criterion_main!(benches);
