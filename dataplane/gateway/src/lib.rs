@@ -7,11 +7,14 @@
 //! SIGTERM drains (stop accepting, close connections, wait up to the drain timeout), SIGHUP
 //! reloads certificates without dropping live connections.
 //!
+//! MQTT connections are served by the broker ([`mqtt`]): sessions, routing across cores,
+//! persistence, external auth. The Prometheus endpoint is in `prometheus.rs`.
+//!
 //! What this crate deliberately does not do: hold secrets other than the listeners' own TLS keys
 //! (never the database password or the CA key), parse configuration files (it takes
-//! [`DataplaneConfig`]), or speak the application protocols yet: until the MQTT broker, HTTPS
-//! front and CIRA server land, a connection that completes TLS is held in its protocol's first
-//! stage and closed when that stage's deadline passes (see `docs/architecture.md`).
+//! [`DataplaneConfig`]), or speak HTTP and APF yet: until the HTTPS front and CIRA server land,
+//! a connection on their ports that completes TLS is held in its first stage and closed when
+//! that stage's deadline passes (see `docs/architecture.md`).
 
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
