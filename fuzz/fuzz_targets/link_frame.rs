@@ -1,6 +1,7 @@
-//! The control link's incremental decoders (`FrameDecoder`, `AckDecoder`) on hostile bytes:
-//! never panic, never hold more than one header line or one body, give the same result however
-//! the stream is split, and whatever they accept re-encodes to bytes that decode the same.
+//! The control link's incremental decoders (`FrameDecoder` for `SNAPSHOT` and `AUTHED`,
+//! `UplinkDecoder` for `APPLIED`, `REJECTED`, `AUTH` and `AUDIT`) on hostile bytes: never panic,
+//! never hold more than one header line or one body, give the same result however the stream is
+//! split, and whatever they accept re-encodes to bytes that decode the same.
 //!
 //! Input: one byte choosing the chunk size (1 to 256), then the stream.
 
@@ -8,8 +9,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use rampart_policy::link::{
-    Ack, AckDecoder, Frame, FrameDecoder, FrameError, MAX_ACK_LINE, MAX_FRAME_HEADER,
-    snapshot_header,
+    Frame, FrameDecoder, FrameError, MAX_ACK_LINE, MAX_AUDIT_BODY, MAX_AUTH_BODY, MAX_FRAME_HEADER,
+    Uplink, UplinkDecoder, audit_header, authed_line, snapshot_header,
 };
 
 /// A small body limit, so that `TooLarge` is reachable within -max_len.
@@ -36,20 +37,49 @@ fn frames(stream: &[u8], chunk: usize) -> (Vec<Frame>, Option<FrameError>) {
     (out, None)
 }
 
-fn acks(stream: &[u8], chunk: usize) -> (Vec<Ack>, Option<FrameError>) {
-    let mut dec = AckDecoder::new();
+fn uplinks(stream: &[u8], chunk: usize) -> (Vec<Uplink>, Option<FrameError>) {
+    let mut dec = UplinkDecoder::new();
     let mut out = Vec::new();
     for piece in stream.chunks(chunk) {
         let mut input = piece;
         loop {
             match dec.decode(&mut input) {
-                Ok(Some(a)) => out.push(a),
-                Ok(None) => break,
+                Ok(Some(m)) => out.push(m),
+                Ok(None) => {
+                    assert!(input.is_empty(), "Ok(None) with input left");
+                    break;
+                }
                 Err(e) => return (out, Some(e)),
             }
+            assert!(dec.buffered() <= MAX_AUDIT_BODY.max(MAX_ACK_LINE));
         }
     }
     (out, None)
+}
+
+fn encode_uplink(msg: &Uplink) -> Vec<u8> {
+    match msg {
+        Uplink::Ack(ack) => {
+            let wire = ack.encode();
+            assert!(wire.len() <= MAX_ACK_LINE, "{wire:?}");
+            wire.into_bytes()
+        }
+        Uplink::Auth(req) => {
+            let mut wire = Vec::new();
+            req.encode_into(&mut wire);
+            let header = wire.iter().position(|&b| b == b'\n').unwrap_or(0) + 1;
+            assert!(header <= MAX_ACK_LINE);
+            assert!(wire.len() - header <= MAX_AUTH_BODY);
+            wire
+        }
+        Uplink::Audit(body) => {
+            assert!(body.len() <= MAX_AUDIT_BODY);
+            let mut wire = audit_header(body.len()).into_bytes();
+            wire.extend_from_slice(body);
+            wire
+        }
+        _ => unreachable!("a message kind this target does not know"),
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -62,21 +92,33 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(frames(stream, chunk), whole, "frames depend on the split");
     assert_eq!(frames(stream, 1), whole, "frames depend on the split");
     for frame in &whole.0 {
-        let Frame::Snapshot(body) = frame else {
-            continue;
+        let wire = match frame {
+            Frame::Snapshot(body) => {
+                assert!(body.len() <= LIMIT);
+                let mut wire = snapshot_header(body.len()).into_bytes();
+                assert!(wire.len() <= MAX_FRAME_HEADER);
+                wire.extend_from_slice(body);
+                wire
+            }
+            Frame::Authed { id, verdict } => {
+                let wire = authed_line(*id, *verdict);
+                assert!(wire.len() <= MAX_FRAME_HEADER, "{wire:?}");
+                wire.into_bytes()
+            }
+            _ => unreachable!("a frame kind this target does not know"),
         };
-        assert!(body.len() <= LIMIT);
-        let mut wire = snapshot_header(body.len()).into_bytes();
-        assert!(wire.len() <= MAX_FRAME_HEADER);
-        wire.extend_from_slice(body);
         assert_eq!(frames(&wire, wire.len()), (vec![frame.clone()], None));
     }
 
-    let whole = acks(stream, stream.len().max(1));
-    assert_eq!(acks(stream, chunk), whole, "acks depend on the split");
-    for ack in &whole.0 {
-        let wire = ack.encode();
-        assert!(wire.len() <= MAX_ACK_LINE, "{wire:?}");
-        assert_eq!(acks(wire.as_bytes(), wire.len()), (vec![ack.clone()], None));
+    let whole = uplinks(stream, stream.len().max(1));
+    assert_eq!(
+        uplinks(stream, chunk),
+        whole,
+        "messages depend on the split"
+    );
+    assert_eq!(uplinks(stream, 1), whole, "messages depend on the split");
+    for msg in &whole.0 {
+        let wire = encode_uplink(msg);
+        assert_eq!(uplinks(&wire, wire.len()), (vec![msg.clone()], None));
     }
 });

@@ -672,13 +672,13 @@ impl Config {
                  `danger_plain_listen_public = true` to expose credentials in clear text)",
             ));
         }
-        if let Some(e) = &b.external_auth {
-            if let Err((key, message)) = e.validate() {
-                return Err(err(
-                    &format!("dataplane.broker.external_auth.{key}"),
-                    &message,
-                ));
-            }
+        if let Some(e) = &b.external_auth
+            && let Err((key, message)) = e.validate()
+        {
+            return Err(err(
+                &format!("dataplane.broker.external_auth.{key}"),
+                &message,
+            ));
         }
         if b.max_packet_size.get() > 268_435_455 + 5 {
             return Err(err(

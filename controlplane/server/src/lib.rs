@@ -195,8 +195,7 @@ pub fn run(config: ControlplaneConfig) -> Result<(), Error> {
         stop_rx.clone(),
     )?;
     let listener = bind_socket(&config.socket)?;
-    link::serve(listener, feed.clone());
-    let api = service::spawn_api(
+    let api = service::build_api(
         service::ApiSettings {
             api_socket: config.api_socket.clone(),
             admin_socket: config.admin_socket.clone(),
@@ -207,8 +206,10 @@ pub fn run(config: ControlplaneConfig) -> Result<(), Error> {
         amt,
         audit,
         feed.clone(),
-        stop_rx,
     )?;
+    // The link shares the API's store, audit log, login throttle and Argon2 pool.
+    link::serve_with(listener, feed.clone(), api.link_services());
+    let api = api.spawn(stop_rx)?;
     info!(
         message = "Control plane started.",
         socket = %config.socket.display(),

@@ -1,37 +1,94 @@
 //! The control plane's end of the control link.
 //!
 //! Each data-plane connection gets two threads. The reader reads the greeting (bounded in size
-//! and time), answers it, then reads the data plane's `APPLIED`/`REJECTED` lines and records
-//! them in the [`Feed`] until the data plane goes away. The writer sends the feed's current
-//! snapshot, then every newer one as it is published. At most [`MAX_LINKS`] links at once;
-//! the socket is private to Rampart's user anyway.
+//! and time), answers it, then reads the data plane's messages until it goes away:
+//!
+//! - `APPLIED`/`REJECTED` are recorded in the [`Feed`];
+//! - `AUTH` (a human account's password) is checked on the API's tokio runtime by
+//!   `api::auth::check_password`, the very check web logins use: the
+//!   same login throttle (per account and per source address), the same bounded Argon2 pool,
+//!   the same cost for unknown, disabled and service accounts, and every outcome audited as
+//!   `auth.dataplane`. The answer, `AUTHED <id> <verdict>`, goes to the writer. The reader never
+//!   waits for Argon2; it only stops reading once [`MAX_CHECKS_IN_FLIGHT`] checks from its data
+//!   plane are running, which pushes back on a flood instead of queueing it;
+//! - `AUDIT` batches are checked record by record (the rules of
+//!   [`check_audit_record`]) and written through [`Audit`](crate::audit::Audit) (store and
+//!   audit log) by one task per link, in order. A malformed batch ends the link.
+//!
+//! The writer sends the feed's current snapshot, then every newer one as it is published, and
+//! the `AUTHED` answers as they come, between snapshot frames. At most [`MAX_LINKS`] links at
+//! once; the socket is private to Rampart's user anyway.
+//!
+//! Without [`Services`] ([`serve`], for tools and tests that only distribute snapshots), `AUTH`
+//! is answered `unavailable` and `AUDIT` records are logged as lost.
 
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::net::{IpAddr, Shutdown};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
-use rampart_policy::link::{Ack, AckDecoder, Hello, Role, read_hello, snapshot_header};
+use crossbeam_channel::{Receiver, Sender};
+use rampart_policy::link::{
+    Ack, AuditRecord, AuthRequest, Hello, PasswordVerdict, Role, Uplink, UplinkDecoder,
+    authed_line, check_audit_record, read_hello, snapshot_header,
+};
+use rampart_store::{AuditEvent, Outcome};
+use serde::Deserialize;
 use tracing::{info, warn};
+use zeroize::Zeroizing;
 
+use crate::api::auth::{Checked, check_password};
+use crate::api::{AppState, now_ms};
 use crate::feed::{Feed, LinkHandle};
 
 /// Concurrent data-plane links accepted.
 pub const MAX_LINKS: usize = 16;
+/// Password checks from one link running at once; the reader waits for one to finish before
+/// it reads further.
+pub const MAX_CHECKS_IN_FLIGHT: usize = 64;
+/// Audit batches from one link waiting to be stored; the reader waits beyond that.
+const AUDIT_BACKLOG: usize = 16;
 const GREETING_TIMEOUT: Duration = Duration::from_secs(5);
 /// A snapshot the data plane does not take within this long ends the link.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The writer re-checks the feed this often even without a wake-up.
 const WRITER_TICK: Duration = Duration::from_secs(5);
+/// The audit action of every password check the data plane asks for.
+pub const AUTH_ACTION: &str = "auth.dataplane";
+
+/// What the link needs besides the feed to answer `AUTH` and store `AUDIT`: the API's state
+/// (store, audit log, login throttle, Argon2 pool) and the runtime it runs on.
+#[derive(Debug, Clone)]
+pub struct Services {
+    state: AppState,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Services {
+    /// Shares `state` with the API; password checks and audit writes run on `runtime`.
+    pub fn new(state: AppState, runtime: tokio::runtime::Handle) -> Self {
+        Self { state, runtime }
+    }
+}
 
 /// Accepts links on a background thread and feeds each the snapshots published in `feed`.
+/// Password checks are answered `unavailable` and audit records dropped (with a warning); use
+/// [`serve_with`] in the control plane.
 ///
 /// After [`Feed::close`], live links end at once and the accept thread stops at its next
 /// connection attempt (dropping the listener).
 pub fn serve(listener: UnixListener, feed: Arc<Feed>) {
+    start(listener, feed, None);
+}
+
+/// [`serve`], answering password checks and storing audit records with `services`.
+pub fn serve_with(listener: UnixListener, feed: Arc<Feed>, services: Services) {
+    start(listener, feed, Some(services));
+}
+
+fn start(listener: UnixListener, feed: Arc<Feed>, services: Option<Services>) {
     let live = Arc::new(AtomicUsize::new(0));
     let spawned = std::thread::Builder::new()
         .name("rampart-cp-link".into())
@@ -48,10 +105,11 @@ pub fn serve(listener: UnixListener, feed: Arc<Feed>) {
                 }
                 let slot = live.clone();
                 let feed = feed.clone();
+                let services = services.clone();
                 let spawned = std::thread::Builder::new()
                     .name("rampart-cp-link-conn".into())
                     .spawn(move || {
-                        match session(conn, &feed) {
+                        match session(conn, &feed, services.as_ref()) {
                             Ok(()) => info!(message = "Data plane disconnected."),
                             Err(error) => warn!(message = "Control link closed.", %error),
                         }
@@ -68,7 +126,7 @@ pub fn serve(listener: UnixListener, feed: Arc<Feed>) {
     }
 }
 
-fn session(mut s: UnixStream, feed: &Arc<Feed>) -> Result<(), String> {
+fn session(mut s: UnixStream, feed: &Arc<Feed>, services: Option<&Services>) -> Result<(), String> {
     s.set_read_timeout(Some(GREETING_TIMEOUT))
         .map_err(|e| e.to_string())?;
     let (theirs, rest) =
@@ -83,20 +141,26 @@ fn session(mut s: UnixStream, feed: &Arc<Feed>) -> Result<(), String> {
     let (link, wake) = feed.attach(theirs.generation);
     info!(message = "Data plane connected.", link = link.id(), peer = %theirs);
 
-    // The reader blocks until a line or EOF; the writer ends it by shutting the socket down.
+    // The reader blocks until a message or EOF; the writer ends it by shutting the socket down.
     s.set_read_timeout(None).map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(WRITE_TIMEOUT))
         .map_err(|e| e.to_string())?;
     let out = s.try_clone().map_err(|e| e.to_string())?;
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+    // AUTHED lines for the writer. Unbounded, but never more than MAX_CHECKS_IN_FLIGHT: a check
+    // holds its slot until its answer is queued.
+    let (lines_tx, lines_rx) = crossbeam_channel::unbounded::<String>();
     let writer_feed = feed.clone();
     let link_id = link.id();
     let writer = std::thread::Builder::new()
         .name("rampart-cp-link-tx".into())
-        .spawn(move || write_loop(out, &writer_feed, link_id, &wake, &done_rx))
+        .spawn(move || write_loop(out, &writer_feed, link_id, &wake, &done_rx, &lines_rx))
         .map_err(|e| e.to_string())?;
 
-    let read = read_loop(&mut s, &rest, &link);
+    let mut reader = Reader::new(&link, services, lines_tx);
+    let read = reader.run(&mut s, &rest);
+    // Audit batches already read are still stored: the task ends once they are.
+    drop(reader);
     // Stop the writer (if it is still running) and wait for it.
     drop(done_tx);
     let written = writer
@@ -105,56 +169,316 @@ fn session(mut s: UnixStream, feed: &Arc<Feed>) -> Result<(), String> {
     read.and(written)
 }
 
-/// Reads acknowledgements until EOF.
-fn read_loop(s: &mut UnixStream, rest: &[u8], link: &LinkHandle) -> Result<(), String> {
-    let mut decoder = AckDecoder::new();
-    let mut record = |mut input: &[u8]| -> Result<(), String> {
-        while let Some(ack) = decoder.decode(&mut input).map_err(|e| e.to_string())? {
-            match ack {
-                Ack::Applied { generation } => {
-                    info!(
-                        message = "Data plane applied the policy.",
-                        link = link.id(),
-                        generation
-                    );
-                    link.record_applied(generation);
-                }
-                Ack::Rejected { generation, reason } => {
-                    warn!(
-                        message = "Data plane rejected the policy snapshot.",
-                        link = link.id(),
-                        generation,
-                        %reason
-                    );
-                    link.record_rejected(generation, reason.as_str());
-                }
+/// The reading half of one link.
+struct Reader<'a> {
+    link: &'a LinkHandle,
+    services: Option<&'a Services>,
+    lines: Sender<String>,
+    /// One token per password check running; sending blocks at [`MAX_CHECKS_IN_FLIGHT`].
+    slots: (Sender<()>, Receiver<()>),
+    /// To this link's audit task, started with the first batch.
+    audit: Option<tokio::sync::mpsc::Sender<Vec<AuditEvent>>>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(link: &'a LinkHandle, services: Option<&'a Services>, lines: Sender<String>) -> Self {
+        Self {
+            link,
+            services,
+            lines,
+            slots: crossbeam_channel::bounded(MAX_CHECKS_IN_FLIGHT),
+            audit: None,
+        }
+    }
+
+    /// Reads messages until EOF.
+    fn run(&mut self, s: &mut UnixStream, rest: &[u8]) -> Result<(), String> {
+        let mut decoder = UplinkDecoder::new();
+        self.feed(&mut decoder, rest)?;
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.feed(&mut decoder, &buf[..n])?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // After our own shutdown (feed closed, writer failed) a read may fail instead
+                // of returning EOF; either way the link is over.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    fn feed(&mut self, decoder: &mut UplinkDecoder, mut input: &[u8]) -> Result<(), String> {
+        while let Some(msg) = decoder.decode(&mut input).map_err(|e| e.to_string())? {
+            match msg {
+                Uplink::Ack(ack) => self.ack(ack),
+                Uplink::Auth(request) => self.auth(request)?,
+                Uplink::Audit(body) => self.audit(&body)?,
+                _ => return Err("unexpected message".into()),
             }
         }
         Ok(())
-    };
-    record(rest)?;
-    let mut buf = [0u8; 1024];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => record(&buf[..n])?,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            // After our own shutdown (feed closed, writer failed) a read may fail instead of
-            // returning EOF; either way the link is over.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
-            Err(e) => return Err(e.to_string()),
+    }
+
+    fn ack(&self, ack: Ack) {
+        match ack {
+            Ack::Applied { generation } => {
+                info!(
+                    message = "Data plane applied the policy.",
+                    link = self.link.id(),
+                    generation
+                );
+                self.link.record_applied(generation);
+            }
+            Ack::Rejected { generation, reason } => {
+                warn!(
+                    message = "Data plane rejected the policy snapshot.",
+                    link = self.link.id(),
+                    generation,
+                    %reason
+                );
+                self.link.record_rejected(generation, reason.as_str());
+            }
+        }
+    }
+
+    /// Starts a password check; its answer goes to the writer when it is done.
+    fn auth(&self, request: AuthRequest) -> Result<(), String> {
+        let Some(services) = self.services else {
+            let _ = self
+                .lines
+                .send(authed_line(request.id(), PasswordVerdict::Unavailable));
+            return Ok(());
+        };
+        // Blocks only while MAX_CHECKS_IN_FLIGHT checks run: back-pressure, not Argon2.
+        self.slots
+            .0
+            .send(())
+            .map_err(|_| "password check slots closed".to_owned())?;
+        let answer = Answer {
+            id: request.id(),
+            lines: self.lines.clone(),
+            slot: self.slots.1.clone(),
+            sent: false,
+        };
+        let state = services.state.clone();
+        // If the runtime has shut down the future is dropped unrun, and `Answer` still says
+        // `unavailable`.
+        services.runtime.spawn(async move {
+            let mut answer = answer;
+            let verdict = verdict(&state, &request).await;
+            answer.send(verdict);
+        });
+        Ok(())
+    }
+
+    /// Checks a batch and hands its records to this link's audit task.
+    fn audit(&mut self, body: &[u8]) -> Result<(), String> {
+        let events = parse_audit(body, self.link.id())?;
+        let Some(services) = self.services else {
+            warn!(
+                message = "Audit records from the data plane lost: this control link stores none.",
+                link = self.link.id(),
+                records = events.len()
+            );
+            return Ok(());
+        };
+        if events.is_empty() {
+            return Ok(());
+        }
+        let tx = self.audit.get_or_insert_with(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<AuditEvent>>(AUDIT_BACKLOG);
+            let state = services.state.clone();
+            services.runtime.spawn(async move {
+                while let Some(batch) = rx.recv().await {
+                    for event in batch {
+                        state.audit(event).await;
+                    }
+                }
+            });
+            tx
+        });
+        // Waits only while AUDIT_BACKLOG batches are queued (a slow store).
+        if tx.blocking_send(events).is_err() {
+            tracing::error!(
+                message = "Audit records from the data plane lost: the control plane is stopping.",
+                link = self.link.id()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A password check's answer, owed to the writer. Dropped unsent (the task never ran, or
+/// panicked), it answers `unavailable`; either way it frees its slot.
+struct Answer {
+    id: u64,
+    lines: Sender<String>,
+    slot: Receiver<()>,
+    sent: bool,
+}
+
+impl Answer {
+    fn send(&mut self, verdict: PasswordVerdict) {
+        self.sent = true;
+        let _ = self.lines.send(authed_line(self.id, verdict));
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if !self.sent {
+            let _ = self
+                .lines
+                .send(authed_line(self.id, PasswordVerdict::Unavailable));
+        }
+        let _ = self.slot.try_recv();
+    }
+}
+
+/// Checks one `AUTH` exactly as a web login is checked, and audits the outcome.
+async fn verdict(st: &AppState, request: &AuthRequest) -> PasswordVerdict {
+    let source = Some(request.peer().to_string());
+    let password = Zeroizing::new(request.password().to_vec());
+    match check_password(
+        st,
+        AUTH_ACTION,
+        request.username(),
+        password,
+        source.clone(),
+    )
+    .await
+    {
+        Ok(Checked::Ok(account)) => {
+            st.audit(AuditEvent {
+                id: 0,
+                time: now_ms(),
+                actor: account.name.clone(),
+                source,
+                action: AUTH_ACTION.to_owned(),
+                object: Some(account.name.clone()),
+                outcome: Outcome::Success,
+                detail: None,
+            })
+            .await;
+            PasswordVerdict::Allowed
+        }
+        Ok(Checked::Throttled(_)) => PasswordVerdict::Throttled,
+        Ok(Checked::Invalid) => PasswordVerdict::Denied,
+        Err(error) => {
+            warn!(
+                message = "Cannot check a data plane login.",
+                error = %error.message,
+                code = error.code
+            );
+            PasswordVerdict::Unavailable
         }
     }
 }
 
-/// Sends the current snapshot, then each newer one, until told to stop; then shuts the
-/// socket down so the reader returns.
+/// An `AUDIT` body (see [`rampart_policy::link`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireBatch {
+    dropped: u64,
+    records: Vec<WireRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireRecord {
+    action: String,
+    actor: String,
+    target: String,
+    outcome: String,
+    source: Option<IpAddr>,
+    detail: String,
+}
+
+/// Parses and checks a batch into audit events; a batch the data plane reports drops in adds
+/// one `audit.dropped` event. Any malformed record refuses the whole batch.
+fn parse_audit(body: &[u8], link: u64) -> Result<Vec<AuditEvent>, String> {
+    // serde_json's message may quote the data plane's bytes: only the position is reported.
+    let batch: WireBatch = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "malformed audit batch (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    let now = now_ms();
+    let mut events = Vec::with_capacity(batch.records.len() + 1);
+    if batch.dropped > 0 {
+        warn!(
+            message = "The data plane dropped audit records: its queue was full.",
+            link,
+            dropped = batch.dropped
+        );
+        events.push(AuditEvent {
+            id: 0,
+            time: now,
+            actor: "dataplane".to_owned(),
+            source: None,
+            action: "audit.dropped".to_owned(),
+            object: None,
+            outcome: Outcome::Failure,
+            detail: Some(format!(
+                "{} audit records dropped by the data plane (queue full)",
+                batch.dropped
+            )),
+        });
+    }
+    for r in batch.records {
+        let record = AuditRecord {
+            action: r.action,
+            actor: r.actor,
+            target: r.target,
+            outcome: r.outcome,
+            source: r.source,
+            detail: r.detail,
+        };
+        check_audit_record(&record).map_err(|e| format!("audit batch: {e}"))?;
+        events.push(event_of(record, now));
+    }
+    Ok(events)
+}
+
+/// The store has two outcomes; any other token is kept at the front of the detail.
+fn event_of(r: AuditRecord, now: i64) -> AuditEvent {
+    let (outcome, token) = match r.outcome.as_str() {
+        "success" => (Outcome::Success, None),
+        "allowed" => (Outcome::Success, Some(r.outcome)),
+        "failure" => (Outcome::Failure, None),
+        _ => (Outcome::Failure, Some(r.outcome)),
+    };
+    let detail = match (token, r.detail.is_empty()) {
+        (None, true) => None,
+        (None, false) => Some(r.detail),
+        (Some(t), true) => Some(t),
+        (Some(t), false) => Some(format!("{t}: {}", r.detail)),
+    };
+    AuditEvent {
+        id: 0,
+        time: now,
+        actor: r.actor,
+        source: r.source.map(|ip| ip.to_string()),
+        action: r.action,
+        object: (!r.target.is_empty()).then_some(r.target),
+        outcome,
+        detail,
+    }
+}
+
+/// Sends the current snapshot, then each newer one, and every `AUTHED` line, until told to
+/// stop; then shuts the socket down so the reader returns.
 fn write_loop(
     mut s: UnixStream,
     feed: &Feed,
     link: u64,
     wake: &Receiver<()>,
     done: &Receiver<()>,
+    lines: &Receiver<String>,
 ) -> Result<(), String> {
     let mut sent: Option<u64> = None;
     let result = loop {
@@ -182,9 +506,108 @@ fn write_loop(
         crossbeam_channel::select! {
             recv(wake) -> _ => {}
             recv(done) -> _ => break Ok(()),
+            recv(lines) -> line => {
+                if let Ok(line) = line {
+                    // Whatever else is ready goes in the same write.
+                    let mut out = line;
+                    while let Ok(more) = lines.try_recv() {
+                        out.push_str(&more);
+                    }
+                    if let Err(e) = s.write_all(out.as_bytes()) {
+                        break Err(format!("answering password checks: {e}"));
+                    }
+                }
+            }
             default(WRITER_TICK) => {}
         }
     };
     let _ = s.shutdown(Shutdown::Both);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_batches_are_checked() {
+        let body = br#"{"dropped":2,"records":[
+            {"action":"mqtt.login","actor":"anonymous","target":"bob","outcome":"denied",
+             "source":"192.0.2.7","detail":"bad password"},
+            {"action":"mqtt.acl","actor":"bob","target":"","outcome":"failure","source":null,
+             "detail":""},
+            {"action":"cira.connect","actor":"device:x","target":"t","outcome":"allowed",
+             "source":"2001:db8::1","detail":""}]}"#;
+        let events = parse_audit(body, 1).unwrap();
+        let brief: Vec<_> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.action.as_str(),
+                    e.actor.as_str(),
+                    e.object.as_deref(),
+                    e.outcome,
+                    e.source.as_deref(),
+                    e.detail.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            brief,
+            vec![
+                (
+                    "audit.dropped",
+                    "dataplane",
+                    None,
+                    Outcome::Failure,
+                    None,
+                    Some("2 audit records dropped by the data plane (queue full)")
+                ),
+                (
+                    "mqtt.login",
+                    "anonymous",
+                    Some("bob"),
+                    Outcome::Failure,
+                    Some("192.0.2.7"),
+                    Some("denied: bad password")
+                ),
+                ("mqtt.acl", "bob", None, Outcome::Failure, None, None),
+                (
+                    "cira.connect",
+                    "device:x",
+                    Some("t"),
+                    Outcome::Success,
+                    Some("2001:db8::1"),
+                    Some("allowed")
+                ),
+            ]
+        );
+        assert!(
+            parse_audit(br#"{"dropped":0,"records":[]}"#, 1)
+                .unwrap()
+                .is_empty()
+        );
+        let record = |action: &str, extra: &str| {
+            format!(
+                r#"{{"dropped":0,"records":[{{"action":"{action}","actor":"a","target":"",
+                "outcome":"denied","source":null,"detail":""{extra}}}]}}"#
+            )
+        };
+        for bad in [
+            // Control-plane namespaces are not the data plane's to write.
+            record("auth.login", ""),
+            record("user.create", ""),
+            record("mqtt.login", r#","password":"x""#),
+            r#"{"dropped":0,"records":[{"action":"mqtt.login"}]}"#.to_owned(),
+            r#"{"dropped":-1,"records":[]}"#.to_owned(),
+            r#"{"records":[]}"#.to_owned(),
+            r#"{"dropped":0,"records":[]} trailing"#.to_owned(),
+            record("mqtt.login", "").replace("null", r#""not an ip""#),
+            record("mqtt.login", "").replace(r#""a""#, r#""""#),
+            "\u{0}".to_owned(),
+        ] {
+            let err = parse_audit(bad.as_bytes(), 1).unwrap_err();
+            assert!(!err.contains("password"), "{err}");
+        }
+    }
 }

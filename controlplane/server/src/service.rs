@@ -4,7 +4,8 @@
 //! 2. the **publisher** thread: compiles the store into a policy snapshot and publishes it to the
 //!    [`Feed`] at start and on every change event (NOTIFY on PostgreSQL, in-process on SQLite),
 //!    with a periodic re-read as a safety net;
-//! 3. the control link ([`crate::link`]), pushing each new snapshot to every data plane;
+//! 3. the control link ([`crate::link`]), pushing each new snapshot to every data plane and
+//!    answering its password checks and audit records with the API's state and runtime;
 //! 4. the REST API on the API and admin sockets ([`crate::api`]), on a small tokio runtime.
 
 use std::path::PathBuf;
@@ -125,6 +126,29 @@ pub fn spawn_api(
     feed: Arc<Feed>,
     stop: Receiver<()>,
 ) -> Result<std::thread::JoinHandle<()>, Error> {
+    build_api(settings, store, credential_key, amt, audit, feed)?.spawn(stop)
+}
+
+/// The API, built and bound but not yet serving: its state and runtime are what the control
+/// link needs to answer password checks and store audit records ([`Api::link_services`]).
+#[derive(Debug)]
+pub struct Api {
+    runtime: tokio::runtime::Runtime,
+    state: AppState,
+    api_std: std::os::unix::net::UnixListener,
+    admin_std: std::os::unix::net::UnixListener,
+}
+
+/// Binds both API sockets and builds the API's state (with the login throttle and the Argon2
+/// pool) and its tokio runtime.
+pub fn build_api(
+    settings: ApiSettings,
+    store: Arc<dyn Store>,
+    credential_key: Zeroizing<[u8; 32]>,
+    amt: AmtSecretStore,
+    audit: Audit,
+    feed: Arc<Feed>,
+) -> Result<Api, Error> {
     let api_std = crate::bind_socket(&settings.api_socket)?;
     let admin_std = crate::bind_socket(&settings.admin_socket)?;
     for l in [&api_std, &admin_std] {
@@ -155,45 +179,69 @@ pub fn spawn_api(
         session_ttl: settings.session_ttl,
         argon2_slots: tokio::sync::Semaphore::new(api::ARGON2_SLOTS),
     });
-    std::thread::Builder::new()
-        .name("rampart-cp-api-main".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let (tx, rx) = tokio::sync::watch::channel(false);
-                std::thread::spawn(move || {
-                    let _ = stop.recv();
-                    let _ = tx.send(true);
+    Ok(Api {
+        runtime,
+        state,
+        api_std,
+        admin_std,
+    })
+}
+
+impl Api {
+    /// What the control link needs from the API: the same state (store, audit log, login
+    /// throttle, Argon2 pool) and runtime. Valid until the API thread ends.
+    pub fn link_services(&self) -> crate::link::Services {
+        crate::link::Services::new(self.state.clone(), self.runtime.handle().clone())
+    }
+
+    /// Serves both sockets on a background thread until `stop` is dropped or sent to.
+    pub fn spawn(self, stop: Receiver<()>) -> Result<std::thread::JoinHandle<()>, Error> {
+        let Api {
+            runtime,
+            state,
+            api_std,
+            admin_std,
+        } = self;
+        std::thread::Builder::new()
+            .name("rampart-cp-api-main".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let (tx, rx) = tokio::sync::watch::channel(false);
+                    std::thread::spawn(move || {
+                        let _ = stop.recv();
+                        let _ = tx.send(true);
+                    });
+                    let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                        let _ = rx.wait_for(|v| *v).await;
+                    };
+                    let api = match tokio::net::UnixListener::from_std(api_std) {
+                        Ok(l) => l,
+                        Err(error) => {
+                            warn!(message = "Cannot serve the API socket.", %error);
+                            return;
+                        }
+                    };
+                    let admin = match tokio::net::UnixListener::from_std(admin_std) {
+                        Ok(l) => l,
+                        Err(error) => {
+                            warn!(message = "Cannot serve the admin socket.", %error);
+                            return;
+                        }
+                    };
+                    let (a, b) = tokio::join!(
+                        api::serve_api(api, state.clone(), shutdown(rx.clone())),
+                        api::serve_admin(admin, state, shutdown(rx)),
+                    );
+                    for r in [a, b] {
+                        if let Err(error) = r {
+                            warn!(message = "API server stopped with an error.", %error);
+                        }
+                    }
                 });
-                let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-                    let _ = rx.wait_for(|v| *v).await;
-                };
-                let api = match tokio::net::UnixListener::from_std(api_std) {
-                    Ok(l) => l,
-                    Err(error) => {
-                        warn!(message = "Cannot serve the API socket.", %error);
-                        return;
-                    }
-                };
-                let admin = match tokio::net::UnixListener::from_std(admin_std) {
-                    Ok(l) => l,
-                    Err(error) => {
-                        warn!(message = "Cannot serve the admin socket.", %error);
-                        return;
-                    }
-                };
-                let (a, b) = tokio::join!(
-                    api::serve_api(api, state.clone(), shutdown(rx.clone())),
-                    api::serve_admin(admin, state, shutdown(rx)),
-                );
-                for r in [a, b] {
-                    if let Err(error) = r {
-                        warn!(message = "API server stopped with an error.", %error);
-                    }
-                }
-            });
-        })
-        .map_err(|source| Error::Io {
-            context: "starting the API thread".into(),
-            source,
-        })
+            })
+            .map_err(|source| Error::Io {
+                context: "starting the API thread".into(),
+                source,
+            })
+    }
 }

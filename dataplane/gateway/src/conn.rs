@@ -118,7 +118,7 @@ pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<ConnCtx>) {
         sni = stream.server_name().unwrap_or("")
     );
     if let Some(mqtt) = ctx.mqtt.clone() {
-        crate::mqtt::conn::serve(Io::Tls(stream), peer, ctx, mqtt).await;
+        crate::mqtt::conn::serve(Io::Tls(Box::new(stream)), peer, ctx, mqtt).await;
         return;
     }
 

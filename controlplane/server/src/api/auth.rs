@@ -2,6 +2,9 @@
 //! the blocking pool, throttled per account and per source), a `Secure; HttpOnly;
 //! SameSite=Strict` cookie, and a CSRF token the client must echo in `X-CSRF-Token` on every
 //! state-changing request. Only digests of both tokens are stored.
+//!
+//! [`check_password`] is also how the control link answers the data plane's `AUTH` requests
+//! (`crate::link`), so both ways in share one throttle and one Argon2 pool.
 
 use std::time::Instant;
 
@@ -10,7 +13,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rampart_credentials::{generate, password};
-use rampart_store::{AccountKind, AuditEvent, Credential, Outcome, Role, Session, StoreError};
+use rampart_store::{
+    Account, AccountKind, AuditEvent, Credential, Outcome, Role, Session, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -43,34 +48,45 @@ fn invalid() -> ApiError {
     )
 }
 
-pub(super) async fn login(
-    State(st): State<AppState>,
-    Source(source): Source,
-    JsonBody(req): JsonBody<Login>,
-) -> Res<Response> {
+/// What [`check_password`] decided.
+#[derive(Debug)]
+pub(crate) enum Checked {
+    /// The right password for an enabled human account (the throttle is cleared for it).
+    Ok(Box<Account>),
+    /// Refused before checking: the account or the source is locked for this long.
+    Throttled(std::time::Duration),
+    /// Unknown, disabled or service account, or the wrong password.
+    Invalid,
+}
+
+/// The password check behind every human login, web sessions and the data plane's `AUTH`
+/// alike: throttled per account and per source, one Argon2 verification in the bounded pool
+/// whatever the account (unknown, disabled and service accounts cost the same, so timing does
+/// not tell them apart), and every refusal audited under `action` with its reason. A password
+/// that is not UTF-8 cannot match (the API only sets UTF-8 ones) and still costs a
+/// verification. The caller audits the success.
+///
+/// Errors: the store failed, or no Argon2 slot freed up in time (503 `busy`).
+pub(crate) async fn check_password(
+    st: &AppState,
+    action: &str,
+    username: &str,
+    password: Zeroizing<Vec<u8>>,
+    source: Option<String>,
+) -> Res<Checked> {
     // A name that is not a valid account name cannot exist; it is still throttled and audited
     // under a placeholder, so a password typed into the name field never reaches the log.
-    let name_ok = validate::account_name(&req.username).is_ok();
-    let key = if name_ok {
-        req.username.as_str()
-    } else {
-        "(invalid name)"
-    };
+    let name_ok = validate::account_name(username).is_ok();
+    let key = if name_ok { username } else { "(invalid name)" };
     // Requests without a source address share one bucket rather than escaping the limit.
     let bucket = source.as_deref().unwrap_or("unknown");
     if let Err(wait) = st.throttle.attempt(key, Some(bucket), Instant::now()) {
-        st.audit_failure("auth.login", Some(key.to_owned()), source, "throttled")
+        st.audit_failure(action, Some(key.to_owned()), source, "throttled")
             .await;
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "throttled",
-            "too many failed logins; wait and try again",
-        );
-        e.retry_after = Some(wait.as_secs().max(1));
-        return Err(e);
+        return Ok(Checked::Throttled(wait));
     }
     let account = if name_ok {
-        let n = req.username.clone();
+        let n = username.to_owned();
         st.blocking(move |s| match s.account(&n) {
             Ok(a) => Ok(Some(a)),
             Err(StoreError::NotFound) => Ok(None),
@@ -88,11 +104,11 @@ pub(super) async fn login(
         Credential::Argon2(p) => Some(p.clone()),
         Credential::Digest(_) => None,
     });
-    let pw = req.password.clone();
-    // Unknown, disabled and service accounts still cost one Argon2 verification, so the answer's
-    // timing does not tell them apart.
     let ok = st
-        .argon2(move || password::verify_or_dummy(phc.as_deref(), &pw))
+        .argon2(move || match std::str::from_utf8(&password) {
+            Ok(pw) => password::verify_or_dummy(phc.as_deref(), pw),
+            Err(_) => password::verify_or_dummy(None, ""),
+        })
         .await?;
     let (Some(account), true) = (usable, ok) else {
         let reason = match &account {
@@ -101,11 +117,34 @@ pub(super) async fn login(
             Some(a) if a.kind == AccountKind::Service => "service account",
             Some(_) => "bad password",
         };
-        st.audit_failure("auth.login", Some(key.to_owned()), source, reason)
+        st.audit_failure(action, Some(key.to_owned()), source, reason)
             .await;
-        return Err(invalid());
+        return Ok(Checked::Invalid);
     };
     st.throttle.succeed(key, Some(bucket));
+    Ok(Checked::Ok(Box::new(account.clone())))
+}
+
+pub(super) async fn login(
+    State(st): State<AppState>,
+    Source(source): Source,
+    JsonBody(req): JsonBody<Login>,
+) -> Res<Response> {
+    let password = Zeroizing::new(req.password.as_bytes().to_vec());
+    let account =
+        match check_password(&st, "auth.login", &req.username, password, source.clone()).await? {
+            Checked::Ok(account) => account,
+            Checked::Throttled(wait) => {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "throttled",
+                    "too many failed logins; wait and try again",
+                );
+                e.retry_after = Some(wait.as_secs().max(1));
+                return Err(e);
+            }
+            Checked::Invalid => return Err(invalid()),
+        };
     let Some(role) = account.role else {
         return Err(invalid());
     };

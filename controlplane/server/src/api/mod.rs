@@ -16,7 +16,7 @@
 
 mod acls;
 mod apikeys;
-mod auth;
+pub(crate) mod auth;
 mod devices;
 pub mod error;
 pub mod extract;

@@ -287,6 +287,17 @@ enum TimerKind {
     Expire,
 }
 
+/// Who logged in, as what.
+#[derive(Debug)]
+pub(crate) struct Login {
+    pub(crate) client_id: String,
+    /// The client id was assigned by us (MQTT 5: sent back in CONNACK).
+    pub(crate) assigned: bool,
+    pub(crate) username: String,
+    /// Authenticated by the external backend.
+    pub(crate) external: bool,
+}
+
 /// What the connection gets back from a successful CONNECT.
 #[derive(Debug)]
 pub(crate) struct Accepted {
@@ -397,13 +408,17 @@ impl Broker {
     pub(crate) fn connect(
         &mut self,
         c: &Connect,
-        client_id: String,
-        assigned: bool,
-        username: &str,
-        external: bool,
+        login: &Login,
         outbox: OutboxRef,
         now: Instant,
     ) -> Accepted {
+        let Login {
+            client_id,
+            assigned,
+            username,
+            external,
+        } = login;
+        let (client_id, assigned, external) = (client_id.clone(), *assigned, *external);
         let v = c.version;
         let conn = self.next_conn;
         self.next_conn += 1;
@@ -720,10 +735,10 @@ impl Broker {
             s.expiry = e.min(max_expiry);
         }
         // A normal DISCONNECT discards the will; 0x04 asks for it (MQTT 5 §3.14.2.1).
-        if d.reason_code != reason::DISCONNECT_WITH_WILL {
-            if let Some(l) = s.link.as_mut() {
-                l.will = None;
-            }
+        if d.reason_code != reason::DISCONNECT_WITH_WILL
+            && let Some(l) = s.link.as_mut()
+        {
+            l.will = None;
         }
         Err(Close::new(reason::SUCCESS, "client disconnected"))
     }
@@ -787,8 +802,10 @@ impl Broker {
             })
         };
         let too_large = p.payload.len() > self.max_payload();
+        // 0x95 is not a PUBACK/PUBREC reason (MQTT 5 §3.4.2.1): a payload over the policy's
+        // limit (which may be below the packet size told in CONNACK) exceeds a quota.
         let code = if too_large {
-            reason::PACKET_TOO_LARGE
+            reason::QUOTA_EXCEEDED
         } else if !allowed {
             bump(&self.stats.acl_denied_publish, 1);
             super::audit::denied_publish(&username, &client_id, topic.as_str());
@@ -897,10 +914,10 @@ impl Broker {
         let me = self.core as u32;
         self.shared
             .for_each_match(msg.topic.as_str(), |(_, group)| {
-                if let Some(m) = pick_member(group, msg.id) {
-                    if m.core == me {
-                        members.push(m.key);
-                    }
+                if let Some(m) = pick_member(group, msg.id)
+                    && m.core == me
+                {
+                    members.push(m.key);
                 }
             });
         if targets.len() > 1 {
@@ -1368,10 +1385,10 @@ impl Broker {
                 .is_some_and(|s| s.epoch == epoch && s.link.is_none());
             match kind {
                 TimerKind::Will => {
-                    if let Some(msg) = self.will_pending.remove(&key) {
-                        if live {
-                            self.publish_will(msg, now);
-                        }
+                    if let Some(msg) = self.will_pending.remove(&key)
+                        && live
+                    {
+                        self.publish_will(msg, now);
                     }
                 }
                 TimerKind::Expire => {
@@ -1441,10 +1458,10 @@ impl Broker {
         let cores = self.peers.len().max(1);
         if let Some(msgs) = persist::load(&persist::retained_file(&dir), persist::decode_retained) {
             for m in msgs {
-                if let Some(msg) = self.message_of(m, 0, now) {
-                    if !msg.expired(now) {
-                        self.retained.insert(msg.topic.clone(), msg);
-                    }
+                if let Some(msg) = self.message_of(m, 0, now)
+                    && !msg.expired(now)
+                {
+                    self.retained.insert(msg.topic.clone(), msg);
                 }
             }
         }

@@ -26,7 +26,7 @@ use tracing::{debug, info};
 
 use super::BrokerConfig;
 use super::audit;
-use super::broker::{Broker, BrokerMsg, Frame, Outbox, OutboxRef, home_core};
+use super::broker::{Broker, BrokerMsg, Frame, Login, Outbox, OutboxRef, home_core};
 use super::extauth::{self, ACC_SUBSCRIBE, ACC_WRITE, ExtAuth};
 use super::stats::{CoreStats, bump};
 use super::throttle::Throttle;
@@ -71,21 +71,10 @@ pub(crate) struct Handoff {
     login: Login,
 }
 
-/// Who logged in, as what.
-#[derive(Debug)]
-pub(crate) struct Login {
-    client_id: String,
-    /// The client id was assigned by us (MQTT 5: sent back in CONNACK).
-    assigned: bool,
-    username: String,
-    /// Authenticated by the external backend.
-    external: bool,
-}
-
 /// The socket, before the connection is split into halves.
 #[derive(Debug)]
 pub(crate) enum Io {
-    Tls(TlsStream),
+    Tls(Box<TlsStream>),
     Plain(TcpStream),
 }
 
@@ -126,7 +115,7 @@ impl Io {
 
     async fn close(self) {
         match self {
-            Self::Tls(s) => s.shutdown(CLOSE_GRACE).await,
+            Self::Tls(s) => (*s).shutdown(CLOSE_GRACE).await,
             Self::Plain(mut tcp) => {
                 let _ = compio::time::timeout(CLOSE_GRACE, tcp.shutdown()).await;
             }
@@ -136,7 +125,7 @@ impl Io {
     fn split(self, write_stall: Duration) -> (Reader, Writer) {
         match self {
             Self::Tls(s) => {
-                let (r, w) = s.into_duplex();
+                let (r, w) = (*s).into_duplex();
                 (Reader::Tls(r), Writer::Tls(w))
             }
             Self::Plain(tcp) => {
@@ -297,7 +286,7 @@ async fn hand_off(
     let v = connect.version;
     let (tcp, tls) = match io {
         Io::Tls(s) => {
-            let (tcp, parts) = s.into_parts();
+            let (tcp, parts) = (*s).into_parts();
             (tcp, Some(parts))
         }
         Io::Plain(tcp) => (tcp, None),
@@ -327,7 +316,7 @@ async fn hand_off(
             bump(&core.stats.dropped_cross_core, 1);
             if let Ok(tcp) = TcpStream::from_std(h.fd) {
                 let mut io = match h.tls {
-                    Some(parts) => Io::Tls(TlsStream::from_parts(tcp, parts)),
+                    Some(parts) => Io::Tls(Box::new(TlsStream::from_parts(tcp, parts))),
                     None => Io::Plain(tcp),
                 };
                 refuse(&mut io, v, reason::SERVER_BUSY).await;
@@ -351,7 +340,7 @@ pub(crate) fn adopt(h: Box<Handoff>, core: &Rc<MqttCore>) {
             return;
         };
         let io = match h.tls {
-            Some(parts) => Io::Tls(TlsStream::from_parts(tcp, parts)),
+            Some(parts) => Io::Tls(Box::new(TlsStream::from_parts(tcp, parts))),
             None => Io::Plain(tcp),
         };
         run(io, h.peer, ctx, core, h.connect, h.leftover, h.login).await;
@@ -411,26 +400,17 @@ async fn run(
     let v = connect.version;
     let keepalive = effective_keepalive(&connect, &core.cfg);
     let outbox: OutboxRef = Rc::new(RefCell::new(Outbox::default()));
-    let Login {
-        client_id,
-        assigned,
-        username,
-        external,
-    } = login;
-    let acc = core.broker.borrow_mut().connect(
-        &connect,
-        client_id,
-        assigned,
-        &username,
-        external,
-        outbox.clone(),
-        Instant::now(),
-    );
+    let acc = core
+        .broker
+        .borrow_mut()
+        .connect(&connect, &login, outbox.clone(), Instant::now());
     drop(connect);
-    debug!(message = "MQTT client connected.", %peer, client_id = acc.client_id, username, core = core.broker.borrow().core());
+    debug!(message = "MQTT client connected.", %peer, client_id = acc.client_id, username = login.username, core = core.broker.borrow().core());
     let (reader, writer) = io.split(ctx.limits.write_stall);
 
-    let ext_ids = external.then(|| (username.clone(), acc.client_id.clone()));
+    let ext_ids = login
+        .external
+        .then(|| (login.username.clone(), acc.client_id.clone()));
     let rd = pin!(read_loop(
         reader, buf, &core, &ctx, acc.key, acc.conn, v, keepalive, &outbox, ext_ids
     ));

@@ -438,10 +438,10 @@ impl Writer {
                     batch.extend(rx.try_iter());
                     let mut seen = std::collections::HashSet::new();
                     for (path, data) in batch.into_iter().rev() {
-                        if seen.insert(path.clone()) {
-                            if let Err(error) = write_atomic(&path, &data) {
-                                error!(message = "Cannot write broker state.", path = %path.display(), %error);
-                            }
+                        if seen.insert(path.clone())
+                            && let Err(error) = write_atomic(&path, &data)
+                        {
+                            error!(message = "Cannot write broker state.", path = %path.display(), %error);
                         }
                     }
                 }

@@ -153,10 +153,11 @@ fn match_rec<T>(
     if let Some(child) = node.children.get(*first) {
         match_rec(child, rest, depth + 1, dollar, f);
     }
-    if wild_ok && *first != "+" {
-        if let Some(child) = node.children.get("+") {
-            match_rec(child, rest, depth + 1, dollar, f);
-        }
+    if wild_ok
+        && *first != "+"
+        && let Some(child) = node.children.get("+")
+    {
+        match_rec(child, rest, depth + 1, dollar, f);
     }
 }
 

@@ -42,6 +42,9 @@ pub enum DecodeError {
     /// than answering that one filter with a SUBACK failure.
     #[error("invalid topic filter: {0}")]
     InvalidTopicFilter(TopicError),
+    /// A PUBLISH carries Topic Alias 0 (MQTT 5.0 §3.3.2.3.4): reason 0x94.
+    #[error("topic alias 0")]
+    TopicAliasInvalid,
     /// Reserved for the broker: the client identifier is not acceptable (reason 0x85). The
     /// decoder itself accepts any valid UTF-8 client identifier.
     #[error("client identifier not valid")]
@@ -59,6 +62,7 @@ impl DecodeError {
             Self::InvalidTopic(_) => reason::TOPIC_NAME_INVALID,
             Self::InvalidTopicFilter(_) => reason::TOPIC_FILTER_INVALID,
             Self::ClientIdInvalid => reason::CLIENT_ID_NOT_VALID,
+            Self::TopicAliasInvalid => reason::TOPIC_ALIAS_INVALID,
         }
     }
 }

@@ -376,7 +376,10 @@ impl Properties {
             }
             TOPIC_ALIAS_MAXIMUM => set_once(&mut self.topic_alias_maximum, r.u16(TRUNC)?),
             TOPIC_ALIAS => {
-                let v = non_zero(r.u16(TRUNC)?, "topic alias 0")?;
+                let v = r.u16(TRUNC)?;
+                if v == 0 {
+                    return Err(DecodeError::TopicAliasInvalid);
+                }
                 set_once(&mut self.topic_alias, v)
             }
             MAXIMUM_QOS => {

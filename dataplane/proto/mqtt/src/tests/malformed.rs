@@ -186,10 +186,10 @@ fn publish() {
     assert_eq!(code(&[0x32, 4, 0, 1, b't', 0], ctx(V3)), MALFORMED);
     // Topic length past the packet.
     assert_eq!(code(&[0x30, 3, 0, 5, b't'], ctx(V3)), MALFORMED);
-    // Topic alias 0.
+    // Topic alias 0 (MQTT 5.0 §3.3.2.3.4: Topic Alias invalid).
     assert_eq!(
         code(&[0x30, 7, 0, 1, b't', 3, 0x23, 0, 0], ctx(V5)),
-        PROTOCOL_ERROR
+        TOPIC_ALIAS_INVALID
     );
 }
 

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::*;
-use crate::reason::{MALFORMED, PROTOCOL_ERROR};
+use crate::reason::{MALFORMED, PROTOCOL_ERROR, TOPIC_ALIAS_INVALID};
 use crate::{
     Ack, Auth, Connack, Connect, Disconnect, Properties, Publish, QoS, Suback, Subscribe,
     SubscriptionOptions, TopicFilter, TopicName, Unsuback, Unsubscribe, Will,
@@ -250,7 +250,7 @@ fn property_errors() {
     );
     // Values out of range.
     assert_eq!(code(publish_with(&[0x01, 2])), PROTOCOL_ERROR);
-    assert_eq!(code(publish_with(&[0x23, 0, 0])), PROTOCOL_ERROR);
+    assert_eq!(code(publish_with(&[0x23, 0, 0])), TOPIC_ALIAS_INVALID);
     assert_eq!(code(publish_with(&[0x0b, 0])), PROTOCOL_ERROR);
     assert_eq!(code(publish_with(&[0x08, 0, 1, b'#'])), PROTOCOL_ERROR);
     let connack = |props: &[u8]| {
