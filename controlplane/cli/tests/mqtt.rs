@@ -917,11 +917,11 @@ fn mosquitto_bad_credentials_are_refused_with_the_right_connack() {
                 bad,
             ),
             ("unknown user", Some(Account::new("nobody", "pw")), bad),
-            // Human accounts cannot log in to MQTT yet: refused as not authorised.
+            // A human account's password is checked by the control plane.
             (
-                "human account",
+                "human account, wrong password",
                 Some(Account::new("admin", "whatever")),
-                human,
+                bad,
             ),
             ("anonymous", None, human),
         ];
@@ -945,6 +945,50 @@ fn mosquitto_bad_credentials_are_refused_with_the_right_connack() {
     }
     let log = b.log();
     assert!(log.contains("wrong") || log.contains("denied"), "{log}");
+}
+
+#[test]
+fn a_human_account_logs_in_with_its_password_checked_by_the_control_plane() {
+    let b = Broker::start("human");
+    let out = b.cli(&["user", "add", "alice", "--role", "operator"]);
+    let pw = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password (shown once): "))
+        .unwrap_or_else(|| panic!("no password in {out}"))
+        .trim()
+        .to_string();
+    let alice = Account::new("alice", &pw);
+    b.acl("alice", &b.topic("alice/#"), "readwrite");
+    b.wait_applied();
+    let topic = b.topic("alice/x");
+    for v in ["mqttv311", "mqttv5"] {
+        let sub = b.subscribe(v, &alice, &["-q", "1", "-t", &topic, "-C", "1"]);
+        b.publish_ok(v, &alice, &["-q", "1", "-t", &topic, "-m", v]);
+        let done = sub.finish(Duration::from_secs(10));
+        assert_eq!(payloads(&done.stdout), vec![v.to_string()], "{done:?}");
+    }
+    // The control plane audited the logins it checked, and the broker's refusals arrive in
+    // the same audit log over the link.
+    let wrong = Account::new("alice", "not-her-password");
+    let done = b.publish("mqttv5", &wrong, &["-q", "1", "-t", &topic, "-m", "x"]);
+    assert!(done.stdout.contains("received CONNACK (134)"), "{done:?}");
+    let denied = b.publish(
+        "mqttv5",
+        &alice,
+        &["-q", "1", "-t", &b.topic("other"), "-m", "x"],
+    );
+    assert!(denied.stdout.contains("RC:135"), "{denied:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log =
+            std::fs::read_to_string(b.install.dir.path().join("var/audit.log")).unwrap_or_default();
+        if log.contains("auth.dataplane") && log.contains("mqtt.publish") {
+            assert!(!log.contains(&pw), "the password reached the audit log");
+            break;
+        }
+        assert!(Instant::now() < deadline, "audit log: {log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -244,7 +244,13 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         }
         _ => None,
     };
+    // The link first: the cores' brokers take its handle (human logins, audit records).
+    let link = config
+        .control_socket
+        .clone()
+        .map(|path| link::spawn(path, policy.clone()));
     let shared = Arc::new(Shared {
+        link,
         ext_auth,
         persist,
         policy: policy.clone(),
@@ -300,9 +306,7 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
             source,
         })?;
     }
-    if let Some(path) = config.control_socket.clone() {
-        link::spawn(path, policy);
-    }
+
     Ok(Running {
         cores,
         certs,
@@ -333,6 +337,8 @@ struct Shared {
     broker_stats: BrokerStats,
     /// Bytes queued to MQTT clients on every core.
     broker_budget: Arc<AtomicUsize>,
+    /// The control link, when running under the control plane.
+    link: Option<link::LinkHandle>,
     /// The external auth backend, if configured.
     ext_auth: Option<Arc<mqtt::extauth::ExtAuth>>,
     /// The broker's state writer, if persistence is on.
@@ -457,8 +463,10 @@ fn start_broker(
         peers: shared.broker_tx.clone(),
         listeners: RefCell::default(),
         ext: shared.ext_auth.clone(),
+        link: shared.link.clone(),
         ext_cache: RefCell::default(),
     });
+    mqtt::audit::set_link(shared.link.clone());
     if let (Some(writer), Some(dir)) = (&shared.persist, &shared.broker.persist_dir) {
         core.broker
             .borrow_mut()

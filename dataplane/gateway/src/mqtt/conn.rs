@@ -32,8 +32,12 @@ use super::stats::{CoreStats, bump};
 use super::throttle::Throttle;
 use super::transport::{Reader, Writer, read_plain};
 use crate::conn::ConnCtx;
+use crate::link::{LinkHandle, PasswordVerdict};
 use crate::metrics::Event;
 use crate::policy::PolicyHandle;
+
+/// How long a human login waits for the control plane's answer (Argon2 takes tens of ms).
+const HUMAN_LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a closing connection gets to flush its last packets.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -55,6 +59,8 @@ pub(crate) struct MqttCore {
     pub(crate) listeners: RefCell<Vec<Rc<ConnCtx>>>,
     /// The external auth backend, if configured.
     pub(crate) ext: Option<Arc<ExtAuth>>,
+    /// The control link (human password checks), when running under the control plane.
+    pub(crate) link: Option<LinkHandle>,
     /// This core's cache of its answers.
     pub(crate) ext_cache: RefCell<extauth::Cache>,
 }
@@ -201,7 +207,7 @@ pub(crate) async fn serve(mut io: Io, peer: SocketAddr, ctx: Rc<ConnCtx>, core: 
     let client_id_for_log = connect.client_id.clone();
     let Some(username) = connect.username.clone() else {
         bump(&core.stats.auth_failures, 1);
-        audit::denied_login("", &client_id_for_log, peer, "anonymous");
+        audit::denied_login("", &client_id_for_log, peer, "anonymous", true);
         refuse(&mut io, v, reason::NOT_AUTHORIZED).await;
         io.close().await;
         return;
@@ -214,7 +220,7 @@ pub(crate) async fn serve(mut io: Io, peer: SocketAddr, ctx: Rc<ConnCtx>, core: 
     let limit = policy.limits().max_auth_failures_per_minute;
     if !core.throttle.borrow_mut().allowed(peer.ip(), limit, now) {
         bump(&core.stats.auth_throttled, 1);
-        audit::denied_login(&username, &client_id_for_log, peer, "throttled");
+        audit::denied_login(&username, &client_id_for_log, peer, "throttled", true);
         refuse(&mut io, v, reason::CONNECTION_RATE_EXCEEDED).await;
         io.close().await;
         return;
@@ -236,6 +242,7 @@ pub(crate) async fn serve(mut io: Io, peer: SocketAddr, ctx: Rc<ConnCtx>, core: 
 
     let password = connect.password.clone().unwrap_or_default();
     let mut external = false;
+    let mut asked_control_plane = false;
     let denied = match policy.authenticate(&username, &password) {
         AuthDecision::Allowed => None,
         AuthDecision::Denied(DenyReason::UnknownUser) if core.ext.is_some() => {
@@ -244,13 +251,41 @@ pub(crate) async fn serve(mut io: Io, peer: SocketAddr, ctx: Rc<ConnCtx>, core: 
             external_login(&core, &connect, &username, &password, &client_id).await
         }
         AuthDecision::Denied(why) => Some((reason::BAD_USERNAME_OR_PASSWORD, why.as_str())),
-        // Argon2 never runs on a core; asking the control plane is not built yet.
-        AuthDecision::AskControlPlane => Some((reason::NOT_AUTHORIZED, "human_account")),
+        // A human's Argon2 hash is checked by the control plane (its pool, its throttle, its
+        // audit record), never on a core; the core awaits the answer like any I/O.
+        AuthDecision::AskControlPlane => {
+            drop(policy);
+            asked_control_plane = true;
+            match &core.link {
+                None => Some((reason::NOT_AUTHORIZED, "no_control_plane")),
+                Some(link) => match link
+                    .check_password(&username, &password, peer.ip(), HUMAN_LOGIN_TIMEOUT)
+                    .await
+                {
+                    PasswordVerdict::Allowed => None,
+                    PasswordVerdict::Denied => {
+                        Some((reason::BAD_USERNAME_OR_PASSWORD, "bad_password"))
+                    }
+                    PasswordVerdict::Throttled => {
+                        Some((reason::CONNECTION_RATE_EXCEEDED, "throttled"))
+                    }
+                    PasswordVerdict::Unavailable => {
+                        Some((reason::SERVER_UNAVAILABLE, "control_plane_unavailable"))
+                    }
+                },
+            }
+        }
     };
     if let Some((code, why)) = denied {
         bump(&core.stats.auth_failures, 1);
         core.throttle.borrow_mut().failed(peer.ip(), now);
-        audit::denied_login(&username, &client_id_for_log, peer, why);
+        audit::denied_login(
+            &username,
+            &client_id_for_log,
+            peer,
+            why,
+            !asked_control_plane,
+        );
         refuse(&mut io, v, code).await;
         io.close().await;
         return;

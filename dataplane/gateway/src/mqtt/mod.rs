@@ -11,8 +11,11 @@
 //!
 //! - `persist`: retained messages and persistent sessions on disk.
 //!
-//! What it deliberately does not do yet: check human (Argon2) passwords (they need the control
-//! plane; such logins are refused) or ask an external auth service. See `docs/notes.md`.
+//! - `extauth`: the optional mosquitto-go-auth HTTP backend.
+//!
+//! Human accounts' passwords are checked by the control plane over the control link (Argon2
+//! never runs on a core). What this module deliberately does not do: MQTT 5 enhanced
+//! authentication (AUTH packets), bridging, or clustering across machines.
 
 pub(crate) mod audit;
 pub(crate) mod broker;
