@@ -213,6 +213,8 @@ pub(crate) struct BrokerSection {
     pub(crate) receive_maximum: NonZeroU16,
     /// Topic aliases a v5 client may set. Default 16.
     pub(crate) topic_alias_maximum: u16,
+    /// Topic aliases the broker sets towards v5 clients that accept them; 0: none. Default 16.
+    pub(crate) topic_alias_maximum_out: u16,
     /// Longest keepalive allowed, seconds. Default 600.
     pub(crate) max_keepalive_secs: NonZeroU16,
     /// Longest a disconnected session is kept, seconds. Default 604800 (7 days).
@@ -384,6 +386,7 @@ impl Default for BrokerSection {
             max_inflight: nz16(d.max_inflight),
             receive_maximum: nz16(d.receive_maximum),
             topic_alias_maximum: d.topic_alias_maximum,
+            topic_alias_maximum_out: d.topic_alias_maximum_out,
             max_keepalive_secs: nz16(d.max_keepalive_secs),
             max_session_expiry_secs: d.max_session_expiry_secs,
             max_queued_messages: nzu(d.max_queued_messages),
@@ -409,6 +412,7 @@ impl BrokerSection {
             max_inflight: self.max_inflight.get(),
             receive_maximum: self.receive_maximum.get(),
             topic_alias_maximum: self.topic_alias_maximum,
+            topic_alias_maximum_out: self.topic_alias_maximum_out,
             max_keepalive_secs: self.max_keepalive_secs.get(),
             max_session_expiry_secs: self.max_session_expiry_secs,
             max_queued_messages: self.max_queued_messages.get(),

@@ -2146,3 +2146,63 @@ fn wildcards_at_the_start_do_not_match_sys_topics() {
         "{done:?}"
     );
 }
+
+#[test]
+fn the_broker_sets_topic_aliases_for_a_v5_client_that_accepts_them() {
+    let b = Broker::start("aliasout");
+    let topic = b.topic("a");
+    // A v5 subscriber that accepts 1 alias (Topic Alias Maximum 0x22 = 1).
+    let mut sub = b.raw();
+    sub.write_all(&connect_packet(
+        5,
+        &b.id("sub"),
+        Some(&b.scenectrl()),
+        0x02,
+        &[0x22, 0, 1],
+    ))
+    .unwrap();
+    let (first, body) = read_packet(&mut sub).unwrap().unwrap();
+    assert_eq!((first, body[1]), (0x20, 0), "{body:?}");
+    sub.write_all(&subscribe_packet(
+        1,
+        format!("{}/#", b.prefix()).as_bytes(),
+        0,
+        true,
+    ))
+    .unwrap();
+    let (first, _) = read_packet(&mut sub).unwrap().unwrap();
+    assert_eq!(first, 0x90, "SUBACK");
+    let mut publisher = b.raw_connected(5, &b.id("pub"));
+    let other = b.topic("b");
+    for (t, payload) in [(&topic, "1"), (&topic, "2"), (&other, "3"), (&topic, "4")] {
+        publisher
+            .write_all(&publish_raw(true, t.as_bytes(), &[], payload.as_bytes()))
+            .unwrap();
+    }
+    // (topic on the wire, alias property, payload) of each PUBLISH received.
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let (first, body) = read_packet(&mut sub).unwrap().expect("a PUBLISH");
+        assert_eq!(first & 0xf0, 0x30, "{body:?}");
+        let tlen = usize::from(u16::from_be_bytes([body[0], body[1]]));
+        let wire_topic = String::from_utf8(body[2..2 + tlen].to_vec()).unwrap();
+        let plen = usize::from(body[2 + tlen]);
+        let props = &body[3 + tlen..3 + tlen + plen];
+        let alias = props
+            .windows(3)
+            .find(|w| w[0] == 0x23)
+            .map(|w| u16::from_be_bytes([w[1], w[2]]));
+        let payload = String::from_utf8(body[3 + tlen + plen..].to_vec()).unwrap();
+        got.push((wire_topic, alias, payload));
+    }
+    assert_eq!(
+        got,
+        vec![
+            (topic.clone(), Some(1), "1".to_string()),
+            (String::new(), Some(1), "2".to_string()),
+            // The one alias is taken: other topics go out in full.
+            (other.clone(), None, "3".to_string()),
+            (String::new(), Some(1), "4".to_string()),
+        ]
+    );
+}

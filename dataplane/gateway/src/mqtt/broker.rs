@@ -97,47 +97,40 @@ impl Message {
     }
 
     /// The PUBLISH for one subscriber.
-    fn publish(
-        &self,
-        qos: QoS,
-        retain: bool,
-        pid: Option<u16>,
-        sub_ids: &[u32],
-        now: Instant,
-    ) -> Publish {
+    fn publish(&self, d: &Delivery<'_>, now: Instant) -> Publish {
         let mut properties = self.props.clone();
-        properties.subscription_identifiers = sub_ids.to_vec();
+        properties.subscription_identifiers = d.sub_ids.to_vec();
         if let Some(t) = self.expires_at {
             let left = t.saturating_duration_since(now).as_secs().max(1);
             properties.message_expiry_interval = Some(u32::try_from(left).unwrap_or(u32::MAX));
         }
+        let mut topic = self.topic.as_str().to_string();
+        if let Some((alias, with_topic)) = d.alias {
+            properties.topic_alias = Some(alias);
+            if !with_topic {
+                topic.clear();
+            }
+        }
         Publish {
             dup: false,
-            qos,
-            retain,
-            topic: self.topic.as_str().to_string(),
-            packet_id: pid,
+            qos: d.qos,
+            retain: d.retain,
+            topic,
+            packet_id: d.pid,
             properties,
             payload: self.payload.clone(),
         }
     }
 
     /// The frame of one delivery.
-    fn frame(
-        &self,
-        v: Version,
-        qos: QoS,
-        retain: bool,
-        pid: Option<u16>,
-        sub_ids: &[u32],
-        now: Instant,
-    ) -> Option<Frame> {
-        let per_sub = qos != QoS::AtMostOnce
-            || (v.is_v5() && (!sub_ids.is_empty() || self.expires_at.is_some()));
+    fn frame(&self, v: Version, d: &Delivery<'_>, now: Instant) -> Option<Frame> {
+        let per_sub = d.qos != QoS::AtMostOnce
+            || (v.is_v5()
+                && (!d.sub_ids.is_empty() || self.expires_at.is_some() || d.alias.is_some()));
         if !per_sub && self.payload.len() <= 4096 {
-            let slot = usize::from(v.is_v5()) * 2 + usize::from(retain);
+            let slot = usize::from(v.is_v5()) * 2 + usize::from(d.retain);
             let whole = self.encoded[slot].get_or_init(|| {
-                let p = self.publish(qos, retain, None, &[], now);
+                let p = self.publish(d, now);
                 let mut b = BytesMut::new();
                 // A message that decoded encodes: the codec's limits are the same both ways.
                 let _ = Packet::Publish(p).encode(v, &mut b);
@@ -148,11 +141,22 @@ impl Message {
             }
             return Some(Frame::Whole(whole.clone()));
         }
-        let p = self.publish(qos, retain, pid, sub_ids, now);
+        let p = self.publish(d, now);
         let mut head = BytesMut::with_capacity(16 + self.topic.as_str().len());
         p.encode_head(v, &mut head).ok()?;
         Some(Frame::Parts(head.freeze(), self.payload.clone()))
     }
+}
+
+/// How one subscriber gets a message.
+#[derive(Debug, Clone, Copy)]
+struct Delivery<'a> {
+    qos: QoS,
+    retain: bool,
+    pid: Option<u16>,
+    sub_ids: &'a [u32],
+    /// `(alias, send the topic too)`: a topic alias for this client (MQTT 5 §3.3.2.3.4).
+    alias: Option<(u16, bool)>,
 }
 
 /// Bytes on their way to one connection.
@@ -252,6 +256,37 @@ struct Link {
     username: String,
     /// Authenticated by the external backend: its ACL answers come with each packet.
     external: bool,
+    /// Topic aliases the client accepts from us (its Topic Alias Maximum; 0: none).
+    alias_max_out: u16,
+    /// The aliases we set on this connection.
+    aliases_out: HashMap<TopicName, u16>,
+}
+
+impl Link {
+    /// The alias to send `topic` with: `(alias, true)` the first time (topic and alias, which
+    /// sets it), `(alias, false)` after (alias only). None once every alias is taken: the
+    /// first topics keep theirs for the connection's life.
+    fn alias_for(&mut self, topic: &TopicName) -> Option<(u16, bool)> {
+        if self.alias_max_out == 0 {
+            return None;
+        }
+        if let Some(a) = self.aliases_out.get(topic) {
+            return Some((*a, false));
+        }
+        let next = u16::try_from(self.aliases_out.len() + 1).ok()?;
+        if next > self.alias_max_out {
+            return None;
+        }
+        self.aliases_out.insert(topic.clone(), next);
+        Some((next, true))
+    }
+
+    /// Forgets an alias set by `alias_for` for a delivery that was not sent after all.
+    fn unalias(&mut self, topic: &TopicName, alias: Option<(u16, bool)>) {
+        if let Some((_, true)) = alias {
+            self.aliases_out.remove(topic);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -503,6 +538,15 @@ impl Broker {
                 will,
                 username: username.to_string(),
                 external,
+                alias_max_out: if v.is_v5() {
+                    c.properties
+                        .topic_alias_maximum
+                        .unwrap_or(0)
+                        .min(self.cfg.topic_alias_maximum_out)
+                } else {
+                    0
+                },
+                aliases_out: HashMap::new(),
             });
         }
         let _ = epoch;
@@ -592,7 +636,14 @@ impl Broker {
                         return;
                     };
                     let v = link.version;
-                    let mut publish = p.msg.publish(p.qos, p.retain, Some(pid), &p.sub_ids, now);
+                    let d = Delivery {
+                        qos: p.qos,
+                        retain: p.retain,
+                        pid: Some(pid),
+                        sub_ids: &p.sub_ids,
+                        alias: None,
+                    };
+                    let mut publish = p.msg.publish(&d, now);
                     publish.dup = true;
                     let mut head = BytesMut::new();
                     if publish.encode_head(v, &mut head).is_ok() {
@@ -977,22 +1028,30 @@ impl Broker {
         // every `deny`), and `recheck_policy` drops subscriptions a new policy no longer
         // allows, so nothing is decided per delivered message.
         if qos == QoS::AtMostOnce {
-            let Some(link) = s.link.as_ref() else {
+            let Some(link) = s.link.as_mut() else {
                 return; // QoS 0 is not queued for offline sessions.
             };
-            let Some(frame) = msg.frame(link.version, qos, retain, None, &sub_ids, now) else {
+            let alias = link.alias_for(&msg.topic);
+            let d = Delivery {
+                qos,
+                retain,
+                pid: None,
+                sub_ids: &sub_ids,
+                alias,
+            };
+            let frame = msg.frame(link.version, &d, now);
+            let Some(frame) = frame.filter(|f| f.len() <= link.max_packet as usize) else {
+                bump(&self.stats.dropped_too_large, 1);
+                link.unalias(&msg.topic, alias);
                 return;
             };
-            if frame.len() > link.max_packet as usize {
-                bump(&self.stats.dropped_too_large, 1);
-                return;
-            }
             let full = {
                 let ob = link.outbox.borrow();
                 ob.frames.len() >= self.cfg.max_queued_messages
                     || (ob.bytes + frame.len() > self.cfg.max_queued_bytes && !ob.frames.is_empty())
             };
             if full {
+                link.unalias(&msg.topic, alias);
                 bump(&self.stats.dropped_qos0_slow, 1);
                 if self.cfg.slow_policy == SlowPolicy::Disconnect {
                     bump(&self.stats.disconnected_slow, 1);
@@ -1002,7 +1061,8 @@ impl Broker {
                 }
                 return;
             }
-            if self.over_budget(frame.len()) {
+            if self.budget.load(Ordering::Relaxed) + frame.len() > self.cfg.memory_budget_bytes {
+                link.unalias(&msg.topic, alias);
                 bump(&self.stats.dropped_memory, 1);
                 return;
             }
@@ -1023,10 +1083,6 @@ impl Broker {
             sub_ids,
         });
         self.pump(key, now);
-    }
-
-    fn over_budget(&self, n: usize) -> bool {
-        self.budget.load(Ordering::Relaxed) + n > self.cfg.memory_budget_bytes
     }
 
     /// Moves queued QoS 1/2 deliveries into flight while the client's window allows.
@@ -1053,13 +1109,23 @@ impl Broker {
                 continue;
             }
             let pid = next_pid(s);
-            let Some(frame) = p.msg.frame(v, p.qos, p.retain, Some(pid), &p.sub_ids, now) else {
-                continue;
+            let Some(link) = s.link.as_mut() else {
+                return;
             };
-            if frame.len() > max_packet as usize {
+            let alias = link.alias_for(&p.msg.topic);
+            let d = Delivery {
+                qos: p.qos,
+                retain: p.retain,
+                pid: Some(pid),
+                sub_ids: &p.sub_ids,
+                alias,
+            };
+            let frame = p.msg.frame(v, &d, now);
+            let Some(frame) = frame.filter(|f| f.len() <= max_packet as usize) else {
+                link.unalias(&p.msg.topic, alias);
                 bump(&self.stats.dropped_too_large, 1);
                 continue;
-            }
+            };
             bump(&self.stats.messages_out, 1);
             bump(&self.stats.bytes_out, p.msg.payload.len() as u64);
             s.inflight.insert(pid, Inflight::Publish(p));

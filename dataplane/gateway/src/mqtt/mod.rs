@@ -62,6 +62,9 @@ pub struct BrokerConfig {
     pub receive_maximum: u16,
     /// Topic aliases a v5 client may set. Default 16.
     pub topic_alias_maximum: u16,
+    /// Topic aliases the broker sets towards a v5 client that accepts them (at most what the
+    /// client allows). Default 16; 0 turns outgoing aliases off.
+    pub topic_alias_maximum_out: u16,
     /// Longest keepalive allowed; v5 clients asking for more (or 0) are told this one.
     /// Default 600 s.
     pub max_keepalive_secs: u16,
@@ -96,6 +99,7 @@ impl Default for BrokerConfig {
             max_inflight: 20,
             receive_maximum: 64,
             topic_alias_maximum: 16,
+            topic_alias_maximum_out: 16,
             max_keepalive_secs: 600,
             max_session_expiry_secs: 7 * 24 * 3600,
             max_queued_messages: 1000,
