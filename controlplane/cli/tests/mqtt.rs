@@ -2206,3 +2206,66 @@ fn the_broker_sets_topic_aliases_for_a_v5_client_that_accepts_them() {
         ]
     );
 }
+
+/// The data plane process under `up`.
+fn dataplane_pid(up: &Running) -> u32 {
+    let out = Command::new("pgrep")
+        .args(["-P", &up.child.id().to_string(), "-f", "dataplane"])
+        .output()
+        .expect("pgrep runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no data plane under {}", up.child.id()))
+}
+
+#[test]
+fn sessions_and_retained_messages_survive_a_crash_of_the_data_plane() {
+    // `persist_interval_ms` (default 1000) is the window of loss: what is older survives
+    // `kill -9`, which gives the data plane no chance to write anything.
+    let mut b = Broker::start("crash");
+    let acc = b.scenectrl();
+    for v in ["3", "5"] {
+        let r = b.paho("session.py", &[v, "subscribe"]);
+        check_session(&r, v, true, false, false);
+        let r = b.paho("session.py", &[v, "publish"]);
+        check_session(&r, v, false, true, false);
+    }
+    let ret = b.topic("ret");
+    b.publish_ok("mqttv5", &acc, &["-r", "-q", "1", "-t", &ret, "-m", "kept"]);
+    std::thread::sleep(Duration::from_millis(2500));
+
+    let mut up = b.up.take().expect("running");
+    let pid = dataplane_pid(&up);
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // The supervisor sees its data plane die, stops the control plane and exits non-zero.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = up.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "up did not exit:\n{}",
+            up.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    drop(up);
+    b.up = Some(b.install.start("up"));
+    b.wait_ready();
+
+    for v in ["3", "5"] {
+        let r = b.paho("session.py", &[v, "receive"]);
+        check_session(&r, v, false, false, true);
+    }
+    let sub = b.subscribe("mqttv5", &acc, &["-t", &ret, "-C", "1"]);
+    let done = sub.finish(Duration::from_secs(5));
+    assert_eq!(payloads(&done.stdout), vec!["kept"], "{done:?}");
+}
