@@ -126,6 +126,37 @@ pub(crate) struct ControlplaneSection {
     pub(crate) session_ttl_secs: NonZeroU64,
     /// Keep AMT passwords in HashiCorp Vault (KV v2) instead of sealed in the database.
     pub(crate) vault: Option<VaultSection>,
+    /// Limits the data planes enforce.
+    pub(crate) limits: LimitsSection,
+}
+
+/// `[controlplane.limits]`: sent to every data plane in the policy snapshot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimitsSection {
+    /// Failed logins one source address may make per minute (per core) before the next are
+    /// refused unchecked. Default 10.
+    pub(crate) max_auth_failures_per_minute: NonZeroU32,
+    /// Concurrent MQTT connections of one account. Default 64.
+    pub(crate) max_connections_per_account: NonZeroU32,
+    /// Subscriptions one MQTT client may hold. Default 256.
+    pub(crate) max_subscriptions_per_client: NonZeroU32,
+    /// Largest MQTT PUBLISH payload, bytes. Default 262144 (SceneScape's images: 104857600,
+    /// with `[dataplane.broker] max_packet_size` to match).
+    pub(crate) max_message_bytes: NonZeroU32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let d = rampart_policy::snapshot::Limits::default();
+        let nz = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
+        Self {
+            max_auth_failures_per_minute: nz(d.max_auth_failures_per_minute),
+            max_connections_per_account: nz(d.max_connections_per_account),
+            max_subscriptions_per_client: nz(d.max_subscriptions_per_client),
+            max_message_bytes: nz(d.max_message_bytes),
+        }
+    }
 }
 
 impl Default for ControlplaneSection {
@@ -140,6 +171,7 @@ impl Default for ControlplaneSection {
             audit_log: None,
             session_ttl_secs: NonZeroU64::new(8 * 3600).expect("not zero"),
             vault: None,
+            limits: LimitsSection::default(),
         }
     }
 }
@@ -749,6 +781,12 @@ impl Config {
                     ca_file: v.ca_file.clone(),
                     namespace: v.namespace.clone(),
                 }),
+            limits: rampart_policy::snapshot::Limits {
+                max_auth_failures_per_minute: c.limits.max_auth_failures_per_minute.get(),
+                max_connections_per_account: c.limits.max_connections_per_account.get(),
+                max_subscriptions_per_client: c.limits.max_subscriptions_per_client.get(),
+                max_message_bytes: c.limits.max_message_bytes.get(),
+            },
         }
     }
 

@@ -2269,3 +2269,55 @@ fn sessions_and_retained_messages_survive_a_crash_of_the_data_plane() {
     let done = sub.finish(Duration::from_secs(5));
     assert_eq!(payloads(&done.stdout), vec!["kept"], "{done:?}");
 }
+
+#[test]
+fn large_payloads_reach_subscribers_on_both_cores_intact() {
+    // SceneScape sends camera images in 1 MiB chunks: raise both limits, as its guide would.
+    let b = Broker::with(
+        "large",
+        "max_packet_size = 8388608\n[controlplane.limits]\nmax_message_bytes = 8388608\n",
+        "",
+    );
+    let acc = b.scenectrl();
+    let topic = b.topic("image/camera/1");
+    // 3 MiB of printable bytes, different in every 1 KiB (so a reordered or repeated chunk
+    // would show).
+    let payload: String = (0..3 * 1024 * 1024)
+        .map(|i: usize| char::from(b'a' + ((i / 1024 + i) % 26) as u8))
+        .collect();
+    let file = b.install.dir.path().join("image");
+    std::fs::write(&file, &payload).unwrap();
+    let subs: Vec<Proc> = (0..CORES)
+        .flat_map(|core| {
+            let v3 = id_on(&b.id("big3"), core);
+            let v5 = id_on(&b.id("big5"), core);
+            [
+                b.subscribe(
+                    "mqttv311",
+                    &acc,
+                    &["-i", &v3, "-q", "1", "-t", &topic, "-C", "1"],
+                ),
+                b.subscribe(
+                    "mqttv5",
+                    &acc,
+                    &["-i", &v5, "-q", "1", "-t", &topic, "-C", "1"],
+                ),
+            ]
+        })
+        .collect();
+    b.publish_ok(
+        "mqttv5",
+        &acc,
+        &["-q", "1", "-t", &topic, "-f", file.to_str().unwrap()],
+    );
+    for sub in subs {
+        let done = sub.finish(Duration::from_secs(20));
+        let got = messages(&done.stdout);
+        assert_eq!(got.len(), 1, "{}", &done.stderr);
+        assert!(
+            got[0].payload == payload,
+            "payload of {} bytes differs",
+            got[0].payload.len()
+        );
+    }
+}

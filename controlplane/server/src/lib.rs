@@ -68,6 +68,8 @@ pub struct ControlplaneConfig {
     pub session_ttl: Duration,
     /// Vault for AMT passwords, instead of sealing them in the database.
     pub vault: Option<VaultSettings>,
+    /// Limits every data plane enforces (sent in the policy snapshot).
+    pub limits: rampart_policy::snapshot::Limits,
 }
 
 /// `[controlplane.vault]`.
@@ -191,7 +193,7 @@ pub fn run(config: ControlplaneConfig) -> Result<(), Error> {
         store.clone(),
         feed.clone(),
         credential_key.clone(),
-        rampart_policy::snapshot::Limits::default(),
+        config.limits,
         stop_rx.clone(),
     )?;
     let listener = bind_socket(&config.socket)?;
