@@ -2321,3 +2321,69 @@ fn large_payloads_reach_subscribers_on_both_cores_intact() {
         );
     }
 }
+
+#[test]
+fn a_subscribe_only_rule_lets_the_subscription_in_but_not_the_messages() {
+    let b = Broker::start("subonly");
+    let reader = b.add_service("subonly-reader");
+    b.acl("subonly-reader", &format!("{}/#", b.prefix()), "subscribe");
+    b.acl("subonly-reader", &b.topic("public/#"), "read");
+    b.wait_applied();
+    let filter = format!("{}/#", b.prefix());
+    let sub = b.subscribe("mqttv5", &reader, &["-q", "1", "-t", &filter, "-C", "1"]);
+    let acc = b.scenectrl();
+    // Retained before and live after: neither may leak outside the `read` rule.
+    b.publish_ok(
+        "mqttv5",
+        &acc,
+        &["-q", "1", "-t", &b.topic("secret/x"), "-m", "no"],
+    );
+    b.publish_ok(
+        "mqttv5",
+        &acc,
+        &["-q", "1", "-t", &b.topic("public/x"), "-m", "yes"],
+    );
+    let done = sub.finish(Duration::from_secs(10));
+    assert_eq!(payloads(&done.stdout), vec!["yes"], "{done:?}");
+}
+
+#[test]
+fn another_account_never_resumes_a_persistent_session() {
+    let b = Broker::start("owner");
+    let id = b.id("shared-id");
+    let filter = format!("{}/#", b.prefix());
+    // scenectrl makes a persistent session (MQTT 3.1.1, clean session 0) with a subscription.
+    let mut tcp = b.raw();
+    tcp.write_all(&connect_packet(4, &id, Some(&b.scenectrl()), 0x00, &[]))
+        .unwrap();
+    let (first, _) = read_packet(&mut tcp).unwrap().unwrap();
+    assert_eq!(first, 0x20);
+    tcp.write_all(&subscribe_packet(1, filter.as_bytes(), 1, false))
+        .unwrap();
+    let (first, _) = read_packet(&mut tcp).unwrap().unwrap();
+    assert_eq!(first, 0x90);
+    drop(tcp);
+    std::thread::sleep(Duration::from_millis(300));
+    b.publish_ok(
+        "mqttv311",
+        &b.scenectrl(),
+        &["-q", "1", "-t", &b.topic("queued"), "-m", "for-scenectrl"],
+    );
+    // webuser (who may read these topics too) takes the same client id: it must get a fresh
+    // session, not scenectrl's subscription and queue.
+    let mut tcp = b.raw();
+    tcp.write_all(&connect_packet(4, &id, Some(&b.webuser()), 0x00, &[]))
+        .unwrap();
+    let (first, body) = read_packet(&mut tcp).unwrap().unwrap();
+    assert_eq!(
+        (first, body[0], body[1]),
+        (0x20, 0, 0),
+        "session present: {body:?}"
+    );
+    tcp.set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    match read_packet(&mut tcp) {
+        Err(_) => {}
+        Ok(p) => panic!("webuser got {p:02x?}"),
+    }
+}

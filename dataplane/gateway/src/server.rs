@@ -437,6 +437,21 @@ async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
     );
 }
 
+/// Lets every other ready task of this core run once.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
 /// Builds this core's broker and starts its inbox and ticker tasks.
 fn start_broker(
     id: usize,
@@ -474,11 +489,17 @@ fn start_broker(
     }
     let inbox = core.clone();
     compio::runtime::spawn(async move {
+        let mut handled = 0u32;
         while let Some(msg) = rx.recv().await {
             let now = Instant::now();
             let handoff = inbox.broker.borrow_mut().remote(msg, now);
             if let Some(h) = handoff {
                 mqtt::conn::adopt(h, &inbox);
+            }
+            // A flood from other cores must not starve this core's writers and readers.
+            handled += 1;
+            if handled.is_multiple_of(64) {
+                yield_now().await;
             }
         }
     })

@@ -79,6 +79,10 @@ pub enum AclAction<'a> {
     Receive(&'a str),
     /// SUBSCRIBE with this topic filter.
     Subscribe(&'a str),
+    /// Receive every message this topic filter can match: a `read` or `readwrite` rule covers
+    /// the filter and no `deny` rule overlaps it. A broker that gets `true` at SUBSCRIBE needs
+    /// no [`AclAction::Receive`] check per delivered message.
+    ReadFilter(&'a str),
 }
 
 // === Validation ===
@@ -265,7 +269,7 @@ pub fn evaluate<'r>(
 ) -> bool {
     let valid = match action {
         AclAction::Publish(t) | AclAction::Receive(t) => valid_topic_name(t),
-        AclAction::Subscribe(f) => valid_topic_filter(f),
+        AclAction::Subscribe(f) | AclAction::ReadFilter(f) => valid_topic_filter(f),
     };
     if !valid {
         return false;
@@ -286,7 +290,9 @@ pub fn evaluate<'r>(
             }
             let hit = match action {
                 AclAction::Publish(t) | AclAction::Receive(t) => matches(rule.levels(), t, &subst),
-                AclAction::Subscribe(f) => overlap(rule.levels(), f, &subst),
+                AclAction::Subscribe(f) | AclAction::ReadFilter(f) => {
+                    overlap(rule.levels(), f, &subst)
+                }
             };
             if hit {
                 return false;
@@ -294,7 +300,9 @@ pub fn evaluate<'r>(
         } else if !allowed && usable && grants(rule.access, action) {
             allowed = match action {
                 AclAction::Publish(t) | AclAction::Receive(t) => matches(rule.levels(), t, &subst),
-                AclAction::Subscribe(f) => within(rule.levels(), f, &subst),
+                AclAction::Subscribe(f) | AclAction::ReadFilter(f) => {
+                    within(rule.levels(), f, &subst)
+                }
             };
         }
     }
@@ -304,7 +312,9 @@ pub fn evaluate<'r>(
 fn grants(access: Access, action: AclAction<'_>) -> bool {
     match action {
         AclAction::Publish(_) => matches!(access, Access::Write | Access::ReadWrite),
-        AclAction::Receive(_) => matches!(access, Access::Read | Access::ReadWrite),
+        AclAction::Receive(_) | AclAction::ReadFilter(_) => {
+            matches!(access, Access::Read | Access::ReadWrite)
+        }
         AclAction::Subscribe(_) => {
             matches!(access, Access::Read | Access::ReadWrite | Access::Subscribe)
         }
@@ -510,6 +520,23 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn read_filter_needs_read_over_the_whole_filter() {
+        let rules = [
+            Rule::new("cams/#", Access::Subscribe).unwrap(),
+            Rule::new("cams/public/#", Access::Read).unwrap(),
+            Rule::new("cams/public/secret", Access::Deny).unwrap(),
+        ];
+        let ev = |a| evaluate(rules.iter(), "u", "c", a);
+        // `subscribe` lets the SUBSCRIBE through, but only `read` lets messages be received.
+        assert!(ev(AclAction::Subscribe("cams/private/#")));
+        assert!(!ev(AclAction::ReadFilter("cams/private/#")));
+        assert!(ev(AclAction::ReadFilter("cams/public/+/x")));
+        // A deny that overlaps the filter refuses it.
+        assert!(!ev(AclAction::ReadFilter("cams/public/#")));
+        assert!(!ev(AclAction::ReadFilter("bad/#/x")));
+    }
 
     #[test]
     fn validation() {

@@ -38,11 +38,15 @@ use super::trie::Trie;
 use super::{BrokerConfig, SlowPolicy};
 use crate::policy::PolicyHandle;
 
+/// Payloads up to this size are copied out of the read buffer once at ingress.
+const SMALL_PAYLOAD: usize = 4096;
+
 /// Messages between the broker parts of two cores.
 #[derive(Debug)]
 pub(crate) enum BrokerMsg {
-    /// A message published on another core.
-    Publish(Arc<Message>),
+    /// A message published on another core, with the shared-subscription members chosen for
+    /// it.
+    Publish(Arc<Message>, Arc<[(Member, ShareKey)]>),
     /// A session joined a shared subscription group.
     ShareJoin(ShareKey, Member),
     /// A session left a shared subscription group.
@@ -87,6 +91,8 @@ pub(crate) struct Message {
     pub(crate) origin: Member,
     /// Unique per message, for shared-subscription member choice.
     pub(crate) id: u64,
+    /// When the broker took it (orders retained updates the same way on every core).
+    pub(crate) accepted_at: Instant,
     /// Whole QoS 0 packets: [v3 retain=0, v3 retain=1, v5 retain=0, v5 retain=1].
     encoded: [OnceLock<Bytes>; 4],
 }
@@ -189,6 +195,10 @@ pub(crate) struct Outbox {
     pub(crate) poke: bool,
     /// When the oldest frame now waiting was queued.
     pub(crate) since: Option<Instant>,
+    /// The reader, paused while the outbox is over its limits.
+    pub(crate) reader_waker: Option<Waker>,
+    /// The reader is discarding input after a protocol error (see `conn::linger`).
+    pub(crate) lingering: bool,
 }
 
 impl Outbox {
@@ -214,6 +224,9 @@ struct SubEntry {
     key: u64,
     opts: SubscriptionOptions,
     id: Option<u32>,
+    /// Every topic the filter matches may be received (`AclAction::ReadFilter`); otherwise
+    /// each delivery is checked.
+    readable: bool,
 }
 
 /// A session's own record of one subscription.
@@ -221,6 +234,7 @@ struct SubEntry {
 struct OwnSub {
     opts: SubscriptionOptions,
     id: Option<u32>,
+    readable: bool,
 }
 
 /// A queued or in-flight outgoing QoS 1/2 delivery.
@@ -293,6 +307,8 @@ impl Link {
 struct WillMsg {
     msg: Arc<Message>,
     delay: u32,
+    /// Message expiry interval, counted from the will's publication.
+    expiry: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -314,6 +330,8 @@ struct Session {
     external: bool,
     /// Bumped on every connect; timers carry it so a reconnect cancels them.
     epoch: u64,
+    /// This session's entries in `Broker::timers`.
+    timers: Vec<(Instant, TimerKind, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -370,15 +388,17 @@ pub(crate) struct Broker {
     next_conn: u64,
     seq: u64,
     subs: Trie<SubEntry>,
-    shared: Trie<(Box<str>, Vec<Member>)>,
+    /// Shared groups by inner filter: (group, inner filter, members on every core, sorted).
+    shared: Trie<(Box<str>, TopicFilter, Vec<Member>)>,
     retained: HashMap<TopicName, Arc<Message>>,
     timers: BTreeSet<(Instant, u64, TimerKind, u64)>,
     /// Wills waiting for their delay, by session.
-    will_pending: HashMap<u64, Arc<Message>>,
+    will_pending: HashMap<u64, (u64, WillMsg)>,
     /// Where snapshots go, if persistence is on.
     persist: Option<(Arc<persist::Writer>, PathBuf)>,
     /// Something persistent changed since the last snapshot.
     dirty: bool,
+    started: Instant,
     next_persist: Instant,
     /// The policy generation the subscriptions were last checked against.
     checked_generation: u64,
@@ -412,6 +432,7 @@ impl Broker {
             will_pending: HashMap::new(),
             persist: None,
             dirty: false,
+            started: Instant::now(),
             next_persist: Instant::now(),
             checked_generation: 0,
         }
@@ -473,15 +494,28 @@ impl Broker {
                         // The old connection ended without DISCONNECT: its will stands, unless
                         // delayed and the session resumes now (MQTT 5 §3.1.3.2.2).
                         if w.delay == 0 || c.clean_start {
-                            self.publish_will(w.msg, now);
+                            self.publish_will(w, now);
                         }
                     }
                 }
-                if c.clean_start {
+                // A delayed will of the previous connection: the session resumes (the will is
+                // cancelled) or ends here (the will is sent), MQTT 5 §3.1.3.2.2.
+                let pending = self.will_pending.remove(&key);
+                // A session is only ever resumed by the identity that made it: its
+                // subscriptions and queued messages were authorised for that identity.
+                let same_owner = self
+                    .sessions
+                    .get(&key)
+                    .is_some_and(|s| s.username == *username && s.external == external);
+                if c.clean_start || !same_owner {
+                    if let Some((_, w)) = pending {
+                        self.publish_will(w, now);
+                    }
                     self.drop_session(key);
                     self.new_session(&client_id, username)
                 } else {
                     present = true;
+                    self.cancel_timers(key);
                     key
                 }
             }
@@ -496,13 +530,14 @@ impl Broker {
         };
         let will = c.will.as_ref().map(|w| WillMsg {
             delay: w.properties.will_delay_interval.unwrap_or(0),
+            expiry: w.properties.message_expiry_interval,
             msg: self.new_message(
                 w.topic.clone(),
-                w.payload.clone(),
+                Bytes::copy_from_slice(&w.payload),
                 w.qos,
                 w.retain,
                 forwarded(&w.properties),
-                w.properties.message_expiry_interval,
+                None,
                 key,
                 now,
             ),
@@ -604,6 +639,7 @@ impl Broker {
                 link: None,
                 external: false,
                 epoch: 0,
+                timers: Vec::new(),
             },
         );
         self.by_client.insert(client_id.to_string(), key);
@@ -611,6 +647,8 @@ impl Broker {
     }
 
     fn drop_session(&mut self, key: u64) {
+        self.cancel_timers(key);
+        self.will_pending.remove(&key);
         let Some(s) = self.sessions.remove(&key) else {
             return;
         };
@@ -619,6 +657,23 @@ impl Broker {
         }
         for filter in s.subs.keys() {
             self.unindex(key, filter);
+        }
+    }
+
+    /// Removes the session's pending timers (a reconnect or the end of the session makes them
+    /// moot), so a flapping client does not grow the timer set.
+    fn cancel_timers(&mut self, key: u64) {
+        if let Some(s) = self.sessions.get_mut(&key) {
+            for (at, kind, epoch) in s.timers.drain(..) {
+                self.timers.remove(&(at, key, kind, epoch));
+            }
+        }
+    }
+
+    fn add_timer(&mut self, key: u64, at: Instant, kind: TimerKind) {
+        if let Some(s) = self.sessions.get_mut(&key) {
+            s.timers.push((at, kind, s.epoch));
+            self.timers.insert((at, key, kind, s.epoch));
         }
     }
 
@@ -635,7 +690,7 @@ impl Broker {
                     let Some(link) = self.sessions.get(&key).and_then(|s| s.link.as_ref()) else {
                         return;
                     };
-                    let v = link.version;
+                    let (v, max_packet) = (link.version, link.max_packet as usize);
                     let d = Delivery {
                         qos: p.qos,
                         retain: p.retain,
@@ -646,8 +701,15 @@ impl Broker {
                     let mut publish = p.msg.publish(&d, now);
                     publish.dup = true;
                     let mut head = BytesMut::new();
-                    if publish.encode_head(v, &mut head).is_ok() {
+                    let fits = publish.encode_head(v, &mut head).is_ok()
+                        && head.len() + p.msg.payload.len() <= max_packet;
+                    if fits {
                         self.push(key, Frame::Parts(head.freeze(), p.msg.payload.clone()));
+                    } else {
+                        // Too large for what this connection accepts (MQTT 5 §3.1.2.25):
+                        // discarded as if delivered, never resent forever.
+                        bump(&self.stats.dropped_too_large, 1);
+                        self.session(key).inflight.remove(&pid);
                     }
                 }
                 Inflight::Release => {
@@ -884,6 +946,12 @@ impl Broker {
         }
         bump(&self.stats.messages_in, 1);
         bump(&self.stats.bytes_in, p.payload.len() as u64);
+        // A small payload is a slice of a large read buffer: copy it once here, so a retained
+        // or queued message does not keep the whole buffer alive. Large payloads stay slices
+        // (their buffer is mostly them). Never copied per subscriber.
+        if p.payload.len() <= SMALL_PAYLOAD {
+            p.payload = Bytes::copy_from_slice(&p.payload);
+        }
         let expiry = p.properties.message_expiry_interval;
         let msg = self.new_message(
             topic,
@@ -929,48 +997,69 @@ impl Broker {
             expires_at: expiry.map(|s| now + Duration::from_secs(u64::from(s))),
             origin: self.me(key),
             id: (self.seq << 8) | self.core as u64,
+            accepted_at: now,
             encoded: Default::default(),
         })
     }
 
     /// Routes a message accepted on this core: every other core gets one handle, then this
-    /// core fans it out to its own subscribers.
+    /// core fans it out to its own subscribers. The members of shared subscriptions are
+    /// chosen here, once, and travel with the message, so exactly one member of each group
+    /// gets it whatever the other cores' replicas of the membership say at that moment.
     pub(crate) fn route(&mut self, msg: Arc<Message>, now: Instant) {
+        let mut chosen: Vec<(Member, ShareKey)> = Vec::new();
+        self.shared
+            .for_each_match(msg.topic.as_str(), |(group, filter, members)| {
+                if let Some(m) = pick_member(members, msg.id) {
+                    chosen.push((m, (group.clone(), filter.clone())));
+                }
+            });
+        let chosen: Arc<[(Member, ShareKey)]> = chosen.into();
         for (core, peer) in self.peers.iter().enumerate() {
-            if core != self.core && peer.try_send(BrokerMsg::Publish(msg.clone())).is_err() {
+            if core != self.core
+                && peer
+                    .try_send(BrokerMsg::Publish(msg.clone(), chosen.clone()))
+                    .is_err()
+            {
                 bump(&self.stats.dropped_cross_core, 1);
             }
         }
-        self.deliver_local(&msg, now);
+        self.deliver_local(&msg, &chosen, now);
     }
 
-    /// A message from any core: retained replica, local subscribers, shared groups.
-    pub(crate) fn deliver_local(&mut self, msg: &Arc<Message>, now: Instant) {
+    /// A message from any core: retained replica, local subscribers, the shared-subscription
+    /// members chosen for it that live here.
+    pub(crate) fn deliver_local(
+        &mut self,
+        msg: &Arc<Message>,
+        chosen: &[(Member, ShareKey)],
+        now: Instant,
+    ) {
         if msg.retain {
-            self.dirty = true;
-            if msg.payload.is_empty() {
-                self.retained.remove(&msg.topic);
-            } else {
-                self.retained.insert(msg.topic.clone(), msg.clone());
+            if !msg.topic.is_dollar() {
+                self.dirty = true;
+            }
+            // Last writer wins by acceptance time, so every core's replica ends equal even
+            // when two cores take a retained message for one topic at the same time.
+            let newer = self
+                .retained
+                .get(&msg.topic)
+                .is_none_or(|old| (old.accepted_at, old.id) <= (msg.accepted_at, msg.id));
+            if newer {
+                if msg.payload.is_empty() {
+                    self.retained.remove(&msg.topic);
+                } else {
+                    self.retained.insert(msg.topic.clone(), msg.clone());
+                }
             }
         }
         // Collect first: delivering needs `&mut self`. One subscriber may have several
         // matching subscriptions: it gets the message once, at the highest QoS, with every
         // subscription id (MQTT 5 §3.3.4).
-        let mut targets: Vec<(u64, SubscriptionOptions, Option<u32>)> = Vec::new();
+        let mut targets: Vec<(u64, SubscriptionOptions, Option<u32>, bool)> = Vec::new();
         self.subs.for_each_match(msg.topic.as_str(), |e| {
-            targets.push((e.key, e.opts, e.id));
+            targets.push((e.key, e.opts, e.id, e.readable));
         });
-        let mut members: Vec<u64> = Vec::new();
-        let me = self.core as u32;
-        self.shared
-            .for_each_match(msg.topic.as_str(), |(_, group)| {
-                if let Some(m) = pick_member(group, msg.id)
-                    && m.core == me
-                {
-                    members.push(m.key);
-                }
-            });
         if targets.len() > 1 {
             targets.sort_by_key(|t| t.0);
         }
@@ -979,9 +1068,11 @@ impl Broker {
             let key = targets[i].0;
             let mut opts = targets[i].1;
             let mut ids: Vec<u32> = Vec::new();
+            let mut readable = false;
             while i < targets.len() && targets[i].0 == key {
                 opts.qos = opts.qos.max(targets[i].1.qos);
                 opts.retain_as_published |= targets[i].1.retain_as_published;
+                readable |= targets[i].3;
                 if let Some(id) = targets[i].2 {
                     ids.push(id);
                 }
@@ -990,20 +1081,51 @@ impl Broker {
             if opts.no_local && msg.origin == self.me(key) {
                 continue;
             }
+            if !readable && !self.may_receive(key, &msg.topic) {
+                continue;
+            }
             let retain = opts.retain_as_published && msg.retain;
             self.deliver(key, msg, opts.qos, retain, ids, now);
         }
-        for key in members {
-            let opts = self.sessions.get(&key).and_then(|s| {
-                s.subs
-                    .iter()
-                    .find(|(f, _)| f.shared().is_some() && f.matches(&msg.topic))
-                    .map(|(_, o)| o.clone())
-            });
-            if let Some(o) = opts {
-                self.deliver(key, msg, o.opts.qos, false, o.id.into_iter().collect(), now);
+        let me = self.core as u32;
+        for (member, (group, filter)) in chosen {
+            if member.core != me {
+                continue;
             }
+            let Ok(key) = TopicFilter::new(format!("$share/{group}/{}", filter.as_str())) else {
+                continue;
+            };
+            let Some(own) = self
+                .sessions
+                .get(&member.key)
+                .and_then(|s| s.subs.get(&key))
+                .cloned()
+            else {
+                continue;
+            };
+            if !own.readable && !self.may_receive(member.key, &msg.topic) {
+                continue;
+            }
+            let ids = own.id.into_iter().collect();
+            self.deliver(member.key, msg, own.opts.qos, false, ids, now);
         }
+    }
+
+    /// Whether session `key` may receive a message on `topic`: asked per delivery only for
+    /// subscriptions whose filter is not wholly readable (a `subscribe`-only rule).
+    fn may_receive(&self, key: u64, topic: &TopicName) -> bool {
+        let Some(s) = self.sessions.get(&key) else {
+            return false;
+        };
+        // An external backend answered for the subscription as a whole (acc 4).
+        s.external
+            || self.policy.current().is_some_and(|p| {
+                p.check(
+                    &s.username,
+                    &s.client_id,
+                    AclAction::Receive(topic.as_str()),
+                )
+            })
     }
 
     /// One delivery to one local session.
@@ -1197,6 +1319,11 @@ impl Broker {
                     .as_ref()
                     .is_some_and(|p| p.check(&username, &client_id, AclAction::Subscribe(inner)))
             };
+            // External users: the server's answer for the subscription covers reading too.
+            let readable = external
+                || policy
+                    .as_ref()
+                    .is_some_and(|p| p.check(&username, &client_id, AclAction::ReadFilter(inner)));
             if !allowed {
                 bump(&self.stats.acl_denied_subscribe, 1);
                 super::audit::denied_subscribe(&username, &client_id, filter.as_str());
@@ -1224,11 +1351,16 @@ impl Broker {
                 });
                 continue;
             }
-            s.subs.insert(filter.clone(), OwnSub { opts, id: sub_id });
+            let own = OwnSub {
+                opts,
+                id: sub_id,
+                readable,
+            };
+            s.subs.insert(filter.clone(), own.clone());
             if existed {
                 self.unindex(key, &filter);
             }
-            self.index(key, &filter, opts, sub_id);
+            self.index(key, &filter, &own);
             codes.push(opts.qos.as_u8());
             // Retained messages (MQTT 5 §3.3.1.3, retain handling); never for shared
             // subscriptions (§4.8.2).
@@ -1241,7 +1373,7 @@ impl Broker {
             if send {
                 for m in self.retained.values() {
                     if filter.matches(&m.topic) && !m.expired(now) {
-                        retained_out.push((m.clone(), opts.qos, true, sub_id));
+                        retained_out.push((m.clone(), opts.qos, readable, sub_id));
                     }
                 }
             }
@@ -1252,7 +1384,11 @@ impl Broker {
             properties: Properties::default(),
         });
         self.send_packet(key, &suback);
-        for (m, qos, retain, id) in retained_out {
+        for (m, qos, readable, id) in retained_out {
+            if !readable && !self.may_receive(key, &m.topic) {
+                continue;
+            }
+            let retain = true;
             self.deliver(key, &m, qos, retain, id.into_iter().collect(), now);
         }
         Ok(())
@@ -1277,13 +1413,7 @@ impl Broker {
         self.send_packet(key, &unsuback);
     }
 
-    fn index(
-        &mut self,
-        key: u64,
-        filter: &TopicFilter,
-        opts: SubscriptionOptions,
-        id: Option<u32>,
-    ) {
+    fn index(&mut self, key: u64, filter: &TopicFilter, own: &OwnSub) {
         match filter.shared() {
             Some((group, inner)) => {
                 let Ok(inner) = TopicFilter::new(inner) else {
@@ -1306,10 +1436,12 @@ impl Broker {
                     }
                 }
             }
-            None => self
-                .subs
-                .slot(filter.as_str())
-                .push(SubEntry { key, opts, id }),
+            None => self.subs.slot(filter.as_str()).push(SubEntry {
+                key,
+                opts: own.opts,
+                id: own.id,
+                readable: own.readable,
+            }),
         }
     }
 
@@ -1340,25 +1472,28 @@ impl Broker {
 
     pub(crate) fn share_join(&mut self, (group, filter): &ShareKey, m: Member) {
         let mut slot = self.shared.slot(filter.as_str());
-        match slot.find(|(g, _)| g == group) {
-            Some((_, members)) => {
+        match slot.find(|(g, _, _)| g == group) {
+            Some((_, _, members)) => {
                 if let Err(at) = members.binary_search(&m) {
                     members.insert(at, m);
                 }
             }
-            None => slot.push((group.clone(), vec![m])),
+            None => slot.push((group.clone(), filter.clone(), vec![m])),
         }
     }
 
     pub(crate) fn share_leave(&mut self, (group, filter): &ShareKey, m: Member) {
+        let Some(groups) = self.shared.get_mut(filter.as_str()) else {
+            return;
+        };
         let mut emptied = false;
-        if let Some((_, members)) = self.shared.slot(filter.as_str()).find(|(g, _)| g == group) {
+        if let Some((_, _, members)) = groups.iter_mut().find(|(g, _, _)| g == group) {
             members.retain(|x| *x != m);
             emptied = members.is_empty();
         }
         if emptied {
             self.shared
-                .remove_where(filter.as_str(), |(g, ms)| g == group && ms.is_empty());
+                .remove_where(filter.as_str(), |(g, _, ms)| g == group && ms.is_empty());
         }
     }
 
@@ -1391,30 +1526,36 @@ impl Broker {
         if let Some(w) = link.will {
             let delay = w.delay.min(expiry);
             if delay == 0 {
-                self.publish_will(w.msg, now);
+                self.publish_will(w, now);
             } else {
-                self.will_pending.insert(key, w.msg);
-                self.timers.insert((
-                    now + Duration::from_secs(u64::from(delay)),
+                self.will_pending.insert(key, (epoch, w));
+                self.add_timer(
                     key,
+                    now + Duration::from_secs(u64::from(delay)),
                     TimerKind::Will,
-                    epoch,
-                ));
+                );
             }
         }
         if expiry == 0 {
             self.drop_session(key);
         } else if expiry != u32::MAX {
-            self.timers.insert((
-                now + Duration::from_secs(u64::from(expiry)),
-                key,
-                TimerKind::Expire,
-                epoch,
-            ));
+            let at = now + Duration::from_secs(u64::from(expiry));
+            self.add_timer(key, at, TimerKind::Expire);
         }
     }
 
-    fn publish_will(&mut self, msg: Arc<Message>, now: Instant) {
+    fn publish_will(&mut self, w: WillMsg, now: Instant) {
+        // The will's message expiry counts from its publication (MQTT 5 §3.1.3.2.4).
+        let msg = match w.expiry {
+            None => w.msg,
+            Some(secs) => match Arc::try_unwrap(w.msg) {
+                Ok(mut m) => {
+                    m.expires_at = Some(now + Duration::from_secs(u64::from(secs)));
+                    Arc::new(m)
+                }
+                Err(shared) => shared,
+            },
+        };
         let Some(s) = self.sessions.get(&msg.origin.key) else {
             return;
         };
@@ -1451,17 +1592,21 @@ impl Broker {
                 .is_some_and(|s| s.epoch == epoch && s.link.is_none());
             match kind {
                 TimerKind::Will => {
-                    if let Some(msg) = self.will_pending.remove(&key)
-                        && live
+                    if live
+                        && self
+                            .will_pending
+                            .get(&key)
+                            .is_some_and(|(e, _)| *e == epoch)
+                        && let Some((_, w)) = self.will_pending.remove(&key)
                     {
-                        self.publish_will(msg, now);
+                        self.publish_will(w, now);
                     }
                 }
                 TimerKind::Expire => {
                     if live {
                         bump(&self.stats.sessions_expired, 1);
-                        if let Some(msg) = self.will_pending.remove(&key) {
-                            self.publish_will(msg, now);
+                        if let Some((_, w)) = self.will_pending.remove(&key) {
+                            self.publish_will(w, now);
                         }
                         self.drop_session(key);
                     }
@@ -1500,18 +1645,34 @@ impl Broker {
                 }
                 continue;
             }
-            let gone: Vec<TopicFilter> = s
-                .subs
-                .keys()
-                .filter(|f| {
-                    let inner = f.shared().map_or(f.as_str(), |(_, i)| i);
-                    !policy.check(&s.username, &s.client_id, AclAction::Subscribe(inner))
-                })
-                .cloned()
-                .collect();
+            // Subscriptions the rules no longer allow go; the others get their readability
+            // decided again (a `read` rule added or removed since).
+            let mut gone = Vec::new();
+            let mut changed = Vec::new();
+            for (f, own) in &s.subs {
+                let inner = f.shared().map_or(f.as_str(), |(_, i)| i);
+                if !policy.check(&s.username, &s.client_id, AclAction::Subscribe(inner)) {
+                    gone.push(f.clone());
+                    continue;
+                }
+                let readable =
+                    policy.check(&s.username, &s.client_id, AclAction::ReadFilter(inner));
+                if readable != own.readable {
+                    changed.push((f.clone(), readable));
+                }
+            }
             for f in gone {
                 self.session(key).subs.remove(&f);
                 self.unindex(key, &f);
+            }
+            for (f, readable) in changed {
+                let Some(own) = self.session(key).subs.get_mut(&f) else {
+                    continue;
+                };
+                own.readable = readable;
+                let own = own.clone();
+                self.unindex(key, &f);
+                self.index(key, &f, &own);
             }
         }
     }
@@ -1584,16 +1745,20 @@ impl Broker {
         }
         if st.expiry != u32::MAX {
             s.expires_at = Some(expires_at);
-            let epoch = s.epoch;
-            self.timers
-                .insert((expires_at, key, TimerKind::Expire, epoch));
+            self.add_timer(key, expires_at, TimerKind::Expire);
         }
         for (filter, opts, id) in st.subs {
-            self.session(key)
-                .subs
-                .insert(filter.clone(), OwnSub { opts, id });
-            self.index(key, &filter, opts, id);
+            // Readability is decided again by `recheck_policy` once a policy is in force.
+            let own = OwnSub {
+                opts,
+                id,
+                readable: false,
+            };
+            self.session(key).subs.insert(filter.clone(), own.clone());
+            self.index(key, &filter, &own);
         }
+        // The next tick re-checks every subscription against the policy.
+        self.checked_generation = 0;
     }
 
     fn message_of(&mut self, m: StoredMessage, key: u64, now: Instant) -> Option<Arc<Message>> {
@@ -1685,20 +1850,25 @@ impl Broker {
                 persist::encode_retained(&retained),
             ));
             // Files of cores that no longer exist were read at start; their sessions now live
-            // in the files of their new homes.
-            for (i, path) in persist::core_files(&dir) {
-                if i >= self.peers.len().max(1) {
-                    let _ = std::fs::remove_file(path);
+            // in the files of their new homes. Wait until every core has surely read them.
+            if now.duration_since(self.started) > Duration::from_secs(30) {
+                for (i, path) in persist::core_files(&dir) {
+                    if i >= self.peers.len().max(1) {
+                        let _ = std::fs::remove_file(path);
+                    }
                 }
             }
         }
         for (path, data) in files {
             if sync {
-                if let Err(error) = persist::write_atomic(&path, &data) {
+                // Through the writer, after anything it still holds, so nothing older lands
+                // after this last word.
+                if let Err(error) = writer.write_now(path.clone(), data, Duration::from_secs(10)) {
                     tracing::error!(message = "Cannot write broker state.", path = %path.display(), %error);
                 }
-            } else {
-                writer.submit(path, data);
+            } else if !writer.submit(path, data) {
+                // The writer is behind: keep the state dirty and try again next tick.
+                self.dirty = true;
             }
         }
     }
@@ -1725,7 +1895,7 @@ impl Broker {
         now: Instant,
     ) -> Option<Box<super::conn::Handoff>> {
         match msg {
-            BrokerMsg::Publish(m) => self.deliver_local(&m, now),
+            BrokerMsg::Publish(m, chosen) => self.deliver_local(&m, &chosen, now),
             BrokerMsg::ShareJoin(k, m) => self.share_join(&k, m),
             BrokerMsg::ShareLeave(k, m) => self.share_leave(&k, m),
             BrokerMsg::Handoff(h) => return Some(h),

@@ -39,6 +39,11 @@ use crate::policy::PolicyHandle;
 /// How long a human login waits for the control plane's answer (Argon2 takes tens of ms).
 const HUMAN_LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a connection closed for a protocol error keeps reading (and discarding).
+const LINGER: Duration = Duration::from_secs(2);
+/// A lingering connection whose client sends nothing for this long is closed.
+const LINGER_IDLE: Duration = Duration::from_millis(200);
+
 /// How long a closing connection gets to flush its last packets.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Frames taken from the outbox per flush.
@@ -465,11 +470,31 @@ async fn run(
                 .and_then(Result::ok);
             (Some(end), writer)
         }
-        Either::Right((w, _)) => (None, w.ok()),
+        Either::Right((w, rd)) => {
+            // The writer stopped first. A reader that is lingering after a protocol error gets
+            // its (bounded) time; any other reader is dropped.
+            let lingering = outbox.borrow().lingering;
+            let end = if lingering {
+                compio::time::timeout(LINGER + CLOSE_GRACE, rd).await.ok()
+            } else {
+                None
+            };
+            (end, w.ok())
+        }
     };
     core.broker
         .borrow_mut()
         .disconnected(acc.key, acc.conn, Instant::now());
+    // Whatever is still queued (a writer that failed, stalled or was taken over) gives its
+    // bytes back to the global budget.
+    {
+        let mut ob = outbox.borrow_mut();
+        let (n, bytes) = (ob.frames.len(), ob.bytes);
+        ob.frames.clear();
+        ob.bytes = 0;
+        drop(ob);
+        core.broker.borrow().taken(n, bytes);
+    }
     match end {
         Some(ReadEnd { error: Some(e), .. }) => ctx.close_with(peer, &e),
         Some(ReadEnd {
@@ -530,6 +555,7 @@ async fn read_loop(
                             && close.reason != reason::SESSION_TAKEN_OVER
                         {
                             bump(&core.stats.protocol_errors, 1);
+                            linger(&mut reader, &mut buf, outbox, close.reason, core).await;
                         }
                         return ReadEnd {
                             reason: close.reason,
@@ -542,6 +568,7 @@ async fn read_loop(
                 Err(e) => {
                     bump(&core.stats.protocol_errors, 1);
                     debug!(message = "Malformed packet; closing.", error = %e);
+                    linger(&mut reader, &mut buf, outbox, e.reason_code(), core).await;
                     return ReadEnd {
                         reason: e.reason_code(),
                         event: Some(Event::PeerClosed),
@@ -549,6 +576,23 @@ async fn read_loop(
                     };
                 }
             }
+        }
+        // Backpressure: a client that sends faster than it reads what it is sent (its own
+        // acknowledgements pile up in its outbox) is not read until the writer catches up.
+        let paused = poll_fn(|cx| {
+            let mut ob = outbox.borrow_mut();
+            if ob.close.is_some()
+                || (ob.frames.len() < 2 * core.cfg.max_queued_messages
+                    && ob.bytes < 2 * core.cfg.max_queued_bytes)
+            {
+                Poll::Ready(false)
+            } else {
+                ob.reader_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        });
+        if paused.await {
+            last = Instant::now();
         }
         let deadline = keepalive.map(|k| last + k);
         let read = {
@@ -681,6 +725,45 @@ async fn external_login(
     None
 }
 
+/// After a protocol error: the DISCONNECT goes out at once, and what the client is still
+/// sending (the rest of an oversized packet, say) is read and discarded for a short while, so
+/// the connection ends with the DISCONNECT and a FIN, not with a reset that the client may see
+/// before the DISCONNECT, in the middle of its own write.
+async fn linger(
+    reader: &mut Reader,
+    buf: &mut BytesMut,
+    outbox: &OutboxRef,
+    code: u8,
+    core: &MqttCore,
+) {
+    {
+        let mut ob = outbox.borrow_mut();
+        ob.close.get_or_insert(code);
+        ob.lingering = true;
+        ob.wake();
+    }
+    let end = Instant::now() + LINGER;
+    let limit = (core.cfg.max_packet_size as usize).saturating_mul(2);
+    let mut discarded = 0usize;
+    loop {
+        buf.clear();
+        // Until the client pauses (it has sent what it had) or the time is up.
+        let deadline = end.min(Instant::now() + LINGER_IDLE);
+        match reader
+            .read(buf, Some(deadline), Timeout::Stage("linger"))
+            .await
+        {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                discarded += n;
+                if discarded > limit {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Sends what the broker queues, one flush per turn, until told to close.
 async fn write_loop(
     mut writer: Writer,
@@ -732,6 +815,9 @@ async fn write_loop(
                     }
                 }
                 core.broker.borrow().taken(batch.len(), bytes);
+                if let Some(w) = ob.reader_waker.take() {
+                    w.wake();
+                }
                 None
             }
         };

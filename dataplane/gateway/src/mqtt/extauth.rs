@@ -148,10 +148,15 @@ impl ExtAuth {
                 })
                 .map_err(|e| e.to_string())?;
         }
-        info!(
-            message = "External auth backend configured.",
-            url = cfg.base_url
-        );
+        // Credentials in the URL (`https://user:pass@host`) stay out of the log.
+        let shown = match cfg.base_url.split_once("://") {
+            Some((scheme, rest)) => {
+                let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+                format!("{scheme}://{host}")
+            }
+            None => String::from("<invalid url>"),
+        };
+        info!(message = "External auth backend configured.", url = shown);
         Ok(Arc::new(Self { tx, cfg }))
     }
 

@@ -17,6 +17,7 @@
 //! it. A message is stored as the MQTT 5 PUBLISH packet that carries it (the codec's own
 //! encoding, so every property survives) plus its absolute expiry in Unix milliseconds.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ use rampart_mqtt_proto::{
     DecodeCtx, Packet, Publish, QoS, RetainHandling, SubscriptionOptions, TopicFilter, TopicName,
     Version, decode,
 };
-use tracing::{error, warn};
+use tracing::error;
 
 const MAGIC: &[u8; 5] = b"RMQS1";
 
@@ -412,10 +413,18 @@ impl Mode0600 for fs::OpenOptions {
     }
 }
 
-/// The writer thread: takes `(path, bytes)` and writes them; the newest write of a path wins.
+/// One write for the writer thread; `done` hears the outcome.
+type Job = (
+    PathBuf,
+    Vec<u8>,
+    Option<crossbeam_channel::Sender<io::Result<()>>>,
+);
+
+/// The writer thread: takes `(path, bytes)` and writes them, in order; of several queued
+/// writes of one path only the newest is written.
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
-    tx: crossbeam_channel::Sender<(PathBuf, Vec<u8>)>,
+    tx: crossbeam_channel::Sender<Job>,
 }
 
 impl Writer {
@@ -428,20 +437,28 @@ impl Writer {
                 .mode(0o700)
                 .create(dir)?;
         }
-        let (tx, rx) = crossbeam_channel::bounded::<(PathBuf, Vec<u8>)>(64);
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(16);
         std::thread::Builder::new()
             .name("rampart-persist".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
-                    // Coalesce: only the newest snapshot of each file is worth writing.
                     let mut batch = vec![first];
                     batch.extend(rx.try_iter());
-                    let mut seen = std::collections::HashSet::new();
-                    for (path, data) in batch.into_iter().rev() {
-                        if seen.insert(path.clone())
-                            && let Err(error) = write_atomic(&path, &data)
+                    // Newest first: the first job seen for a path is the one written.
+                    let mut results: HashMap<PathBuf, io::ErrorKind> = HashMap::new();
+                    let mut written: std::collections::HashSet<PathBuf> = Default::default();
+                    for (path, data, _) in batch.iter().rev() {
+                        if written.insert(path.clone())
+                            && let Err(error) = write_atomic(path, data)
                         {
                             error!(message = "Cannot write broker state.", path = %path.display(), %error);
+                            results.insert(path.clone(), error.kind());
+                        }
+                    }
+                    for (path, _, done) in batch {
+                        if let Some(done) = done {
+                            let r = results.get(&path).map_or(Ok(()), |k| Err((*k).into()));
+                            let _ = done.send(r);
                         }
                     }
                 }
@@ -449,11 +466,26 @@ impl Writer {
         Ok(Arc::new(Self { tx }))
     }
 
-    /// Queues a write; drops it (logged) if the writer is far behind (the next one replaces it).
-    pub(crate) fn submit(&self, path: PathBuf, data: Vec<u8>) {
-        if self.tx.try_send((path, data)).is_err() {
-            warn!(message = "Broker state writer is behind; skipping one snapshot.");
-        }
+    /// Queues a write without waiting. False if the writer is far behind (the caller keeps its
+    /// state dirty and tries again later).
+    pub(crate) fn submit(&self, path: PathBuf, data: Vec<u8>) -> bool {
+        self.tx.try_send((path, data, None)).is_ok()
+    }
+
+    /// Writes after everything queued before it, and waits (at most `limit`) for the outcome.
+    pub(crate) fn write_now(
+        &self,
+        path: PathBuf,
+        data: Vec<u8>,
+        limit: Duration,
+    ) -> io::Result<()> {
+        let (done, outcome) = crossbeam_channel::bounded(1);
+        self.tx
+            .send_timeout((path, data, Some(done)), limit)
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?;
+        outcome
+            .recv_timeout(limit)
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
     }
 }
 

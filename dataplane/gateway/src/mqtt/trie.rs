@@ -71,6 +71,19 @@ impl<T> Trie<T> {
         }
     }
 
+    /// The values stored under exactly `filter`, if its node exists (never creates one).
+    pub(crate) fn get_mut(&mut self, filter: &str) -> Option<&mut Vec<T>> {
+        let mut node = &mut self.root;
+        let mut levels = filter.split('/').peekable();
+        while let Some(level) = levels.next() {
+            if level == "#" && levels.peek().is_none() {
+                return Some(&mut node.hash);
+            }
+            node = node.children.get_mut(level)?;
+        }
+        Some(&mut node.here)
+    }
+
     /// Removes the values under `filter` for which `remove` returns true, pruning empty nodes.
     /// Returns how many were removed.
     pub(crate) fn remove_where(&mut self, filter: &str, remove: impl FnMut(&T) -> bool) -> usize {
