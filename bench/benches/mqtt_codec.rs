@@ -8,6 +8,9 @@
 //!   writes per subscriber while sharing the payload).
 //! - `mqtt/topic_matches`: one topic against 100k filters (literals, `+`, `#`, `$share/`, a few
 //!   hundred of them matching), the cost of a linear scan that the broker's trie avoids.
+//! - `mqtt/trie`: the broker's index ([`rampart_mqtt_proto::trie::Trie`]) with the same 100k
+//!   subscriptions (shared ones indexed by their inner filter): one match of a topic, and one
+//!   subscribe plus unsubscribe.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -17,6 +20,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use rampart_mqtt_proto::TopicFilter;
+use rampart_mqtt_proto::trie::Trie;
 use rampart_mqtt_proto::{
     Connect, DecodeCtx, Packet, Properties, Publish, QoS, TopicName, Version, Will, decode,
     topic_matches,
@@ -188,6 +193,32 @@ fn matching(c: &mut Criterion) {
                 .iter()
                 .filter(|f| topic_matches(f, black_box(TOPIC)))
                 .count()
+        })
+    });
+    group.finish();
+
+    let mut trie: Trie<u32> = Trie::default();
+    for (i, f) in filters.iter().enumerate() {
+        let inner = TopicFilter::new(f.clone()).expect("valid filter");
+        let indexed = inner.shared().map_or(f.as_str(), |(_, inner)| inner);
+        trie.slot(indexed).push(i as u32);
+    }
+    let mut hits = 0;
+    trie.for_each_match(TOPIC, |_| hits += 1);
+    assert_eq!(hits, matched, "the trie and the linear scan agree");
+    let mut group = c.benchmark_group("mqtt/trie");
+    group.bench_function("match_one_topic_100k_subscriptions", |b| {
+        b.iter(|| {
+            let mut n = 0u32;
+            black_box(&trie).for_each_match(black_box(TOPIC), |_| n += 1);
+            n
+        })
+    });
+    group.bench_function("subscribe_unsubscribe_100k_subscriptions", |b| {
+        b.iter(|| {
+            trie.slot(black_box("site/7/device/4242/telemetry/+"))
+                .push(u32::MAX);
+            trie.remove_where("site/7/device/4242/telemetry/+", |v| *v == u32::MAX)
         })
     });
     group.finish();

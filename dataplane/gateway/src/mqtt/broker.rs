@@ -34,9 +34,9 @@ use rampart_rt::channel::Sender;
 
 use super::persist::{self, StoredMessage, StoredPending, StoredSession};
 use super::stats::{CoreStats, bump};
-use super::trie::Trie;
 use super::{BrokerConfig, SlowPolicy};
 use crate::policy::PolicyHandle;
+use rampart_mqtt_proto::trie::Trie;
 
 /// Payloads up to this size are copied out of the read buffer once at ingress.
 const SMALL_PAYLOAD: usize = 4096;

@@ -4,14 +4,13 @@
 //! - `conn`: one connection's life: CONNECT under its deadline, authentication against the
 //!   policy snapshot, the move to the client id's home core, then a reader and a writer
 //!   running side by side.
-//! - `broker`: one core's sessions, subscriptions, retained messages and routing (no I/O).
-//! - `trie`: the subscription index.
+//! - `broker`: one core's sessions, subscriptions (a `rampart_mqtt_proto::trie::Trie`),
+//!   retained messages and routing (no I/O).
 //! - `transport`: the reading and writing halves over TLS or TCP, with batched egress.
-//! - `stats`, `audit`, `throttle`: counters, denial records, failed-login throttling.
-//!
 //! - `persist`: retained messages and persistent sessions on disk.
-//!
 //! - `extauth`: the optional mosquitto-go-auth HTTP backend.
+//! - `stats`, `sys`, `audit`, `throttle`: counters, `$SYS`, denial records, failed-login
+//!   throttling.
 //!
 //! Human accounts' passwords are checked by the control plane over the control link (Argon2
 //! never runs on a core). What this module deliberately does not do: MQTT 5 enhanced
@@ -26,7 +25,6 @@ pub mod stats;
 pub(crate) mod sys;
 pub(crate) mod throttle;
 pub(crate) mod transport;
-pub(crate) mod trie;
 
 use std::path::PathBuf;
 use std::time::Duration;

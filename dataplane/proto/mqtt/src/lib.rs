@@ -50,6 +50,7 @@ mod packet;
 mod properties;
 pub mod reason;
 mod topic;
+pub mod trie;
 pub mod v3_connack;
 
 pub use decode::{DecodeCtx, decode, peek_header};

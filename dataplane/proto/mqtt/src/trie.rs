@@ -1,10 +1,11 @@
-//! The per-core subscription index: a trie over topic levels.
+//! A subscription index: a trie over topic levels (MQTT §4.7).
 //!
-//! Each core indexes the subscriptions of the sessions it owns, plus a replica of every shared
-//! subscription group's membership (so every core picks the same member for a message without
-//! asking the others, see `broker.rs`). Matching walks the topic's levels once, following the
-//! literal child, the `+` child and the `#` entries at each level, so its cost grows with the
-//! topic's depth and the number of matching filters, not with the number of subscriptions.
+//! Values are stored under topic filters; [`Trie::for_each_match`] visits every value whose
+//! filter matches a topic name. Matching walks the topic's levels once, following the literal
+//! child, the `+` child and the `#` entries at each level, so its cost grows with the topic's
+//! depth and the number of matching filters, not with the number of subscriptions. The broker
+//! keeps one per core. Filters must be valid ([`crate::TopicFilter`] guarantees it); a shared
+//! subscription's inner filter is what gets indexed.
 
 use std::collections::HashMap;
 
@@ -36,7 +37,7 @@ impl<T> Node<T> {
 
 /// A trie of values keyed by topic filter. `T` is whatever a subscription needs at delivery.
 #[derive(Debug)]
-pub(crate) struct Trie<T> {
+pub struct Trie<T> {
     root: Node<T>,
     len: usize,
 }
@@ -53,7 +54,7 @@ impl<T> Default for Trie<T> {
 impl<T> Trie<T> {
     /// The values stored under exactly `filter`, created empty if absent. `filter` must be a
     /// valid topic filter (the codec's `TopicFilter` guarantees it).
-    pub(crate) fn slot(&mut self, filter: &str) -> Slot<'_, T> {
+    pub fn slot(&mut self, filter: &str) -> Slot<'_, T> {
         let mut node = &mut self.root;
         let mut levels = filter.split('/').peekable();
         while let Some(level) = levels.next() {
@@ -72,7 +73,7 @@ impl<T> Trie<T> {
     }
 
     /// The values stored under exactly `filter`, if its node exists (never creates one).
-    pub(crate) fn get_mut(&mut self, filter: &str) -> Option<&mut Vec<T>> {
+    pub fn get_mut(&mut self, filter: &str) -> Option<&mut Vec<T>> {
         let mut node = &mut self.root;
         let mut levels = filter.split('/').peekable();
         while let Some(level) = levels.next() {
@@ -86,7 +87,7 @@ impl<T> Trie<T> {
 
     /// Removes the values under `filter` for which `remove` returns true, pruning empty nodes.
     /// Returns how many were removed.
-    pub(crate) fn remove_where(&mut self, filter: &str, remove: impl FnMut(&T) -> bool) -> usize {
+    pub fn remove_where(&mut self, filter: &str, remove: impl FnMut(&T) -> bool) -> usize {
         let levels: Vec<&str> = filter.split('/').collect();
         let removed = remove_rec(&mut self.root, &levels, remove);
         self.len -= removed;
@@ -95,7 +96,7 @@ impl<T> Trie<T> {
 
     /// Calls `f` with every value whose filter matches `topic` (MQTT §4.7, with the `$` rule
     /// of §4.7.2: wildcards at the first level do not match topics starting with `$`).
-    pub(crate) fn for_each_match(&self, topic: &str, mut f: impl FnMut(&T)) {
+    pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&T)) {
         let levels: Vec<&str> = topic.split('/').collect();
         let dollar = topic.starts_with('$');
         match_rec(&self.root, &levels, 0, dollar, &mut f);
@@ -104,20 +105,20 @@ impl<T> Trie<T> {
 
 /// The values stored under one filter.
 #[derive(Debug)]
-pub(crate) struct Slot<'a, T> {
+pub struct Slot<'a, T> {
     vec: &'a mut Vec<T>,
     len: &'a mut usize,
 }
 
 impl<T> Slot<'_, T> {
     /// Adds a value.
-    pub(crate) fn push(&mut self, value: T) {
+    pub fn push(&mut self, value: T) {
         self.vec.push(value);
         *self.len += 1;
     }
 
     /// The first value matching `pred`, mutably.
-    pub(crate) fn find(&mut self, pred: impl FnMut(&&mut T) -> bool) -> Option<&mut T> {
+    pub fn find(&mut self, pred: impl FnMut(&&mut T) -> bool) -> Option<&mut T> {
         self.vec.iter_mut().find(pred)
     }
 }
