@@ -13,7 +13,7 @@
 //! record and one system call per flush, not per MQTT packet.
 
 use std::cell::RefCell;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -147,23 +147,8 @@ impl TlsReader {
     }
 
     fn feed(&mut self, mut rd: &[u8], dst: &mut BytesMut) -> Result<(), ConnError> {
-        let mut tls = self.tls.borrow_mut();
-        while !rd.is_empty() {
-            let taken = tls.read_tls(&mut rd)?;
-            let state = tls.process_new_packets()?;
-            let avail = state.plaintext_bytes_to_read();
-            if avail > 0 {
-                let start = dst.len();
-                dst.resize(start + avail, 0);
-                tls.reader().read_exact(&mut dst[start..])?;
-            }
-            if state.peer_has_closed() {
-                self.peer_closed = true;
-                break;
-            }
-            if taken == 0 {
-                break;
-            }
+        if crate::stream::feed(&mut self.tls.borrow_mut(), &mut rd, dst)? {
+            self.peer_closed = true;
         }
         Ok(())
     }

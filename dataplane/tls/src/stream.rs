@@ -36,6 +36,54 @@ pub enum ConnError {
     Io(#[from] io::Error),
 }
 
+/// Where decrypted bytes go: a `Vec<u8>` or a `BytesMut`.
+pub(crate) trait Plaintext {
+    /// Grows by `n` zeroed bytes and returns them.
+    fn grow(&mut self, n: usize) -> &mut [u8];
+}
+
+impl Plaintext for Vec<u8> {
+    fn grow(&mut self, n: usize) -> &mut [u8] {
+        let start = self.len();
+        self.resize(start + n, 0);
+        &mut self[start..]
+    }
+}
+
+impl Plaintext for bytes::BytesMut {
+    fn grow(&mut self, n: usize) -> &mut [u8] {
+        let start = self.len();
+        self.resize(start + n, 0);
+        &mut self[start..]
+    }
+}
+
+/// Feeds ciphertext from `rd` to rustls and appends the plaintext to `dst`. Returns whether
+/// the peer sent close_notify: anything after it is ignored (RFC 8446 §6.1; rustls would not
+/// take it anyway, and looping on it would spin the core).
+pub(crate) fn feed(
+    tls: &mut ServerConnection,
+    rd: &mut &[u8],
+    dst: &mut impl Plaintext,
+) -> Result<bool, ConnError> {
+    while !rd.is_empty() {
+        let taken = tls.read_tls(rd)?;
+        let state = tls.process_new_packets()?;
+        let avail = state.plaintext_bytes_to_read();
+        if avail > 0 {
+            tls.reader().read_exact(dst.grow(avail))?;
+        }
+        if state.peer_has_closed() {
+            return Ok(true);
+        }
+        if taken == 0 {
+            // rustls accepted nothing: never loop without progress.
+            break;
+        }
+    }
+    Ok(false)
+}
+
 /// Who caused an error: decides the log level (house style rule 15).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorSource {
@@ -271,25 +319,8 @@ impl TlsStream {
     }
 
     fn feed(&mut self, rd: &mut &[u8]) -> Result<(), ConnError> {
-        while !rd.is_empty() {
-            let taken = self.tls.read_tls(rd)?;
-            let state = self.tls.process_new_packets()?;
-            if state.plaintext_bytes_to_read() > 0 {
-                let start = self.plain.len();
-                self.plain
-                    .resize(start + state.plaintext_bytes_to_read(), 0);
-                self.tls.reader().read_exact(&mut self.plain[start..])?;
-            }
-            if state.peer_has_closed() {
-                // Anything after close_notify is ignored (RFC 8446 §6.1); rustls would not take
-                // it anyway, and looping on it would spin the core.
-                self.peer_closed = true;
-                break;
-            }
-            if taken == 0 {
-                // rustls accepted nothing: never loop without progress.
-                break;
-            }
+        if feed(&mut self.tls, rd, &mut self.plain)? {
+            self.peer_closed = true;
         }
         Ok(())
     }

@@ -1414,58 +1414,54 @@ impl Broker {
     }
 
     fn index(&mut self, key: u64, filter: &TopicFilter, own: &OwnSub) {
-        match filter.shared() {
-            Some((group, inner)) => {
-                let Ok(inner) = TopicFilter::new(inner) else {
-                    return;
-                };
-                let share = (Box::from(group), inner);
-                let me = self.me(key);
-                self.share_join(&share, me);
-                for (core, peer) in self.peers.iter().enumerate() {
-                    if core != self.core {
-                        // Membership must reach every core; a full queue here would leave the
-                        // replicas disagreeing, so it is counted and logged by the caller's
-                        // counters like any cross-core drop.
-                        if peer
-                            .try_send(BrokerMsg::ShareJoin(share.clone(), me))
-                            .is_err()
-                        {
-                            bump(&self.stats.dropped_cross_core, 1);
-                        }
-                    }
-                }
-            }
-            None => self.subs.slot(filter.as_str()).push(SubEntry {
+        if filter.shared().is_some() {
+            self.share_membership(key, filter, true);
+        } else {
+            self.subs.slot(filter.as_str()).push(SubEntry {
                 key,
                 opts: own.opts,
                 id: own.id,
                 readable: own.readable,
-            }),
+            });
         }
     }
 
     fn unindex(&mut self, key: u64, filter: &TopicFilter) {
-        match filter.shared() {
-            Some((group, inner)) => {
-                let Ok(inner) = TopicFilter::new(inner) else {
-                    return;
-                };
-                let share = (Box::from(group), inner);
-                let me = self.me(key);
-                self.share_leave(&share, me);
-                for (core, peer) in self.peers.iter().enumerate() {
-                    if core != self.core
-                        && peer
-                            .try_send(BrokerMsg::ShareLeave(share.clone(), me))
-                            .is_err()
-                    {
-                        bump(&self.stats.dropped_cross_core, 1);
-                    }
-                }
+        if filter.shared().is_some() {
+            self.share_membership(key, filter, false);
+        } else {
+            self.subs.remove_where(filter.as_str(), |e| e.key == key);
+        }
+    }
+
+    /// Session `key` joins (or leaves) the shared group of `filter`, on this core's replica
+    /// and on every other core's. A membership message dropped by a full queue would leave
+    /// the replicas disagreeing: it is counted like any cross-core drop.
+    fn share_membership(&mut self, key: u64, filter: &TopicFilter, join: bool) {
+        let Some((group, inner)) = filter.shared() else {
+            return;
+        };
+        let Ok(inner) = TopicFilter::new(inner) else {
+            return;
+        };
+        let share: ShareKey = (Box::from(group), inner);
+        let me = self.me(key);
+        if join {
+            self.share_join(&share, me);
+        } else {
+            self.share_leave(&share, me);
+        }
+        for (core, peer) in self.peers.iter().enumerate() {
+            if core == self.core {
+                continue;
             }
-            None => {
-                self.subs.remove_where(filter.as_str(), |e| e.key == key);
+            let msg = if join {
+                BrokerMsg::ShareJoin(share.clone(), me)
+            } else {
+                BrokerMsg::ShareLeave(share.clone(), me)
+            };
+            if peer.try_send(msg).is_err() {
+                bump(&self.stats.dropped_cross_core, 1);
             }
         }
     }

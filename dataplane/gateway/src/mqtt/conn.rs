@@ -176,14 +176,7 @@ pub(crate) async fn serve(mut io: Io, peer: SocketAddr, ctx: Rc<ConnCtx>, core: 
                 return;
             }
         }
-        let read = {
-            let read = pin!(io.read(&mut buf, &mut clock));
-            let drained = pin!(ctx.drain.signaled());
-            match select(read, drained).await {
-                Either::Left((r, _)) => Some(r),
-                Either::Right(_) => None,
-            }
-        };
+        let read = unless_drained(&ctx, io.read(&mut buf, &mut clock)).await;
         match read {
             None => {
                 ctx.record(Event::Drained);
@@ -386,6 +379,16 @@ pub(crate) fn adopt(h: Box<Handoff>, core: &Rc<MqttCore>) {
         run(io, h.peer, ctx, core, h.connect, h.leftover, h.login).await;
     })
     .detach();
+}
+
+/// `fut`'s output, or None if the core starts draining first.
+async fn unless_drained<F: Future>(ctx: &ConnCtx, fut: F) -> Option<F::Output> {
+    let fut = pin!(fut);
+    let drained = pin!(ctx.drain.signaled());
+    match select(fut, drained).await {
+        Either::Left((r, _)) => Some(r),
+        Either::Right(_) => None,
+    }
 }
 
 /// A random client id whose home is `core`.
@@ -595,14 +598,11 @@ async fn read_loop(
             last = Instant::now();
         }
         let deadline = keepalive.map(|k| last + k);
-        let read = {
-            let read = pin!(reader.read(&mut buf, deadline, Timeout::Stage("keepalive")));
-            let drained = pin!(ctx.drain.signaled());
-            match select(read, drained).await {
-                Either::Left((r, _)) => Some(r),
-                Either::Right(_) => None,
-            }
-        };
+        let read = unless_drained(
+            ctx,
+            reader.read(&mut buf, deadline, Timeout::Stage("keepalive")),
+        )
+        .await;
         match read {
             None => {
                 return ReadEnd {
