@@ -2387,3 +2387,46 @@ fn another_account_never_resumes_a_persistent_session() {
         Ok(p) => panic!("webuser got {p:02x?}"),
     }
 }
+
+#[test]
+fn an_account_holds_at_most_its_connection_limit() {
+    let b = Broker::with(
+        "acclimit",
+        "[controlplane.limits]\nmax_connections_per_account = 2\n",
+        "",
+    );
+    let acc = b.scenectrl();
+    // The limit is counted per core: all three client ids live on core 0.
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let id = id_on(&b.id(&format!("c{i}")), 0);
+        let mut tcp = b.raw();
+        tcp.write_all(&connect_packet(5, &id, Some(&acc), 0x02, &[]))
+            .unwrap();
+        let (first, body) = read_packet(&mut tcp).unwrap().unwrap();
+        assert_eq!((first, body[1]), (0x20, 0), "{body:?}");
+        held.push(tcp);
+    }
+    let third = id_on(&b.id("c2"), 0);
+    let mut tcp = b.raw();
+    tcp.write_all(&connect_packet(5, &third, Some(&acc), 0x02, &[]))
+        .unwrap();
+    let (first, body) = read_packet(&mut tcp).unwrap().unwrap();
+    assert_eq!((first, body[1]), (0x20, 0x97), "quota exceeded: {body:?}");
+    // Taking over one of the two held connections is not a third one.
+    let first_id = id_on(&b.id("c0"), 0);
+    let mut again = b.raw();
+    again
+        .write_all(&connect_packet(5, &first_id, Some(&acc), 0x02, &[]))
+        .unwrap();
+    let (first, body) = read_packet(&mut again).unwrap().unwrap();
+    assert_eq!((first, body[1]), (0x20, 0), "{body:?}");
+    // When one goes, a new one fits.
+    drop(held.pop());
+    std::thread::sleep(Duration::from_millis(300));
+    let mut tcp = b.raw();
+    tcp.write_all(&connect_packet(5, &third, Some(&acc), 0x02, &[]))
+        .unwrap();
+    let (first, body) = read_packet(&mut tcp).unwrap().unwrap();
+    assert_eq!((first, body[1]), (0x20, 0), "{body:?}");
+}

@@ -402,6 +402,8 @@ pub(crate) struct Broker {
     next_persist: Instant,
     /// The policy generation the subscriptions were last checked against.
     checked_generation: u64,
+    /// Live connections per account on this core.
+    per_account: HashMap<String, u32>,
 }
 
 impl Broker {
@@ -435,6 +437,7 @@ impl Broker {
             started: Instant::now(),
             next_persist: Instant::now(),
             checked_generation: 0,
+            per_account: HashMap::new(),
         }
     }
 
@@ -490,6 +493,7 @@ impl Broker {
                         ob.wake();
                     }
                     self.stats.connected.fetch_sub(1, Ordering::Relaxed);
+                    self.account_left(&old.username);
                     if let Some(w) = old.will {
                         // The old connection ended without DISCONNECT: its will stands, unless
                         // delayed and the session resumes now (MQTT 5 §3.1.3.2.2).
@@ -586,6 +590,7 @@ impl Broker {
         }
         let _ = epoch;
         self.stats.connected.fetch_add(1, Ordering::Relaxed);
+        *self.per_account.entry(username.clone()).or_default() += 1;
         bump(&self.stats.connects, 1);
         self.dirty = true;
 
@@ -618,6 +623,27 @@ impl Broker {
             key,
             conn,
             client_id,
+        }
+    }
+
+    /// Whether `username` already holds `limit` connections on this core (a connection that
+    /// would take over one of them does not count: it replaces it).
+    pub(crate) fn account_full(&self, username: &str, client_id: &str, limit: u32) -> bool {
+        let held = self.per_account.get(username).copied().unwrap_or(0);
+        let replaces = self
+            .by_client
+            .get(client_id)
+            .and_then(|k| self.link(*k))
+            .is_some_and(|l| l.username == username);
+        held >= limit && !replaces
+    }
+
+    fn account_left(&mut self, username: &str) {
+        if let Some(n) = self.per_account.get_mut(username) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_account.remove(username);
+            }
         }
     }
 
@@ -1504,6 +1530,8 @@ impl Broker {
         self.stats.connected.fetch_sub(1, Ordering::Relaxed);
         let s = self.session(key);
         let link = s.link.take().expect("is_current checked the link");
+        self.account_left(&link.username);
+        let s = self.session(key);
         let epoch = s.epoch;
         let expiry = s.expiry;
         s.expires_at = (expiry != 0 && expiry != u32::MAX)

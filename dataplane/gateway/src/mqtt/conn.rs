@@ -441,6 +441,30 @@ async fn run(
     login: Login,
 ) {
     let v = connect.version;
+    // The account's connection limit, counted on the core that holds its sessions: with `n`
+    // cores an account may hold up to `n ×` the limit (see docs/notes.md).
+    let limit = core
+        .policy
+        .current()
+        .map_or(0, |p| p.limits().max_connections_per_account);
+    if core
+        .broker
+        .borrow()
+        .account_full(&login.username, &login.client_id, limit)
+    {
+        bump(&core.stats.auth_failures, 1);
+        audit::denied_login(
+            &login.username,
+            &login.client_id,
+            peer,
+            "connection_limit",
+            true,
+        );
+        let mut io = io;
+        refuse(&mut io, v, reason::QUOTA_EXCEEDED).await;
+        io.close().await;
+        return;
+    }
     let keepalive = effective_keepalive(&connect, &core.cfg);
     let outbox: OutboxRef = Rc::new(RefCell::new(Outbox::default()));
     let acc = core
