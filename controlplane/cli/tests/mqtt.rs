@@ -2100,7 +2100,9 @@ fn policy_changes_reach_live_connections() {
     // Disabling the account closes its connection (v5: DISCONNECT 0x98).
     b.cli(&["user", "disable", "reader9"]);
     b.wait_applied();
-    let done = sub.finish(Duration::from_secs(10));
+    // Within a second of the data plane applying the change (one 250 ms tick, plus slack for
+    // a loaded CI machine).
+    let done = sub.finish(Duration::from_secs(2));
     assert!(
         done.status.is_some(),
         "still connected after disable: {done:?}"
