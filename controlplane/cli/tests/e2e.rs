@@ -112,6 +112,8 @@ fn wait_for_eof(tcp: &mut TcpStream, limit: Duration) -> Duration {
             Ok(0) => return start.elapsed(),
             Ok(_) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return start.elapsed(),
+            // A signal for another part of the test process (a child exiting): read again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => panic!("no close within {limit:?}: {e}"),
         }
     }
