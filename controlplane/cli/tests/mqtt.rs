@@ -2432,3 +2432,46 @@ fn an_account_holds_at_most_its_connection_limit() {
     let (first, body) = read_packet(&mut tcp).unwrap().unwrap();
     assert_eq!((first, body[1]), (0x20, 0), "{body:?}");
 }
+
+#[test]
+fn packets_split_across_reads_on_the_plain_listener_arrive_whole() {
+    let b = Broker::start("split");
+    let topic = b.topic("split");
+    let sub = b.subscribe(
+        "mqttv5",
+        &b.scenectrl(),
+        &["-q", "1", "-t", &topic, "-C", "3"],
+    );
+    let mut publisher = b.raw_connected(5, &b.id("splitpub"));
+    // Three QoS 1 PUBLISHes written in pieces that cut the fixed header, the topic and the
+    // payload, each piece read by the broker on its own.
+    let mut stream = Vec::new();
+    for (pid, payload) in [(1u16, "first"), (2, "second"), (3, "third")] {
+        stream.extend(publish_qos(
+            true,
+            1,
+            false,
+            topic.as_bytes(),
+            pid,
+            payload.as_bytes(),
+        ));
+    }
+    for piece in stream.chunks(7) {
+        publisher.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    for pid in 1u16..=3 {
+        let (first, body) = read_packet(&mut publisher).unwrap().expect("PUBACK");
+        assert_eq!(
+            (first, &body[..2]),
+            (0x40, &pid.to_be_bytes()[..]),
+            "{body:?}"
+        );
+    }
+    let done = sub.finish(Duration::from_secs(10));
+    assert_eq!(
+        payloads(&done.stdout),
+        vec!["first", "second", "third"],
+        "{done:?}"
+    );
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use compio::BufResult;
-use compio::io::{AsyncRead, AsyncWrite};
+use compio::io::{AsyncReadExt, AsyncWrite};
 use compio::net::TcpStream;
 use rampart_deadline::{Timeout, WriteClock};
 use rampart_tls::ConnError;
@@ -138,7 +138,9 @@ pub(crate) async fn read_plain(
 ) -> Result<usize, ConnError> {
     dst.reserve(READ_CHUNK);
     let buf = std::mem::take(dst);
-    let read = tcp.read(buf);
+    // `append`, not `read`: compio's `read` fills the buffer from its start, which would
+    // overwrite the partial packet kept from the previous read.
+    let read = tcp.append(buf);
     let BufResult(res, buf) = match deadline {
         Some(d) => compio::time::timeout_at(d, read)
             .await
