@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The longest run allowed, whatever the options say.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
@@ -14,6 +14,21 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 
 /// The most concurrent workers (one OS thread each).
 pub const MAX_CONNECTIONS: u32 = 1024;
+
+/// The most MQTT subscriber connections of `mqtt-fanout`.
+pub const MAX_SUBSCRIBERS: u32 = 1024;
+
+/// The most MQTT publisher connections of `mqtt-fanout` (one OS thread each).
+pub const MAX_PUBLISHERS: u32 = 64;
+
+/// The smallest `mqtt-fanout` payload: send time (8 bytes), publisher (2) and sequence (6).
+pub const MIN_PAYLOAD: usize = 16;
+
+/// The largest `mqtt-fanout` payload.
+pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+
+/// The longest `mqtt-fanout` warm-up.
+pub const MAX_WARMUP: Duration = Duration::from_secs(60);
 
 /// `rampart-loadgen`.
 #[derive(Debug, Parser)]
@@ -33,6 +48,9 @@ pub struct Cli {
 pub enum Command {
     /// Full TLS handshakes (no resumption): connect, handshake, close_notify, close, repeat.
     Handshake(HandshakeArgs),
+    /// MQTT fan-out: publishers send timestamped messages to topics every subscriber follows;
+    /// measures sent and delivered messages/s, losses and end-to-end latency.
+    MqttFanout(MqttFanoutArgs),
 }
 
 /// Options every mode shares: where, how hard, how long, and what to report.
@@ -117,6 +135,202 @@ pub struct HandshakeArgs {
     /// TLS options.
     #[command(flatten)]
     pub tls: TlsArgs,
+}
+
+/// `mqtt-fanout` mode. Every option has the same meaning against any broker, so one command
+/// line can measure Rampart and a reference broker alike.
+#[derive(Debug, Args)]
+pub struct MqttFanoutArgs {
+    /// Broker `IP:PORT` or `localhost:PORT`; loopback addresses only.
+    #[arg(long, value_name = "ADDR", value_parser = parse_loopback_target)]
+    pub target: SocketAddr,
+
+    /// Connect with TLS (needs --ca); plain TCP without it.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// With --tls: PEM file with the CA certificate(s) that signed the broker's certificate.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<PathBuf>,
+
+    /// With --tls: name sent in SNI and checked against the broker's certificate.
+    #[arg(long, value_name = "NAME", default_value = "localhost")]
+    pub server_name: String,
+
+    /// With --tls: offer only TLS 1.2 (default: only TLS 1.3).
+    #[arg(long, requires = "tls")]
+    pub tls12: bool,
+
+    /// MQTT user name of every connection (none by default).
+    #[arg(long, value_name = "NAME")]
+    pub username: Option<String>,
+
+    /// File holding the MQTT password (one line; a trailing newline is ignored). Secrets are
+    /// never taken as arguments.
+    #[arg(long, value_name = "FILE", requires = "username")]
+    pub password_file: Option<PathBuf>,
+
+    /// Publisher connections, each publishing to its own topic `<prefix>/pub/<i>`.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PUBLISHERS))
+    )]
+    pub publishers: u32,
+
+    /// Subscriber connections, each subscribed to every publisher's topic.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SUBSCRIBERS))
+    )]
+    pub subscribers: u32,
+
+    /// QoS of the publications and subscriptions: 0 or 1.
+    #[arg(
+        long,
+        value_name = "0|1",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u8).range(0..=1)
+    )]
+    pub qos: u8,
+
+    /// Payload size in bytes (at least 16: send time, publisher and sequence number).
+    #[arg(long, value_name = "BYTES", default_value_t = 100, value_parser = parse_payload)]
+    pub payload: usize,
+
+    /// Messages per second of each publisher; 0 = as fast as the broker takes them.
+    #[arg(
+        long,
+        value_name = "MSGS_PER_SEC",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=10_000_000)
+    )]
+    pub rate: u64,
+
+    /// With --qos 1: unacknowledged publications per publisher (also capped by the broker's
+    /// Receive Maximum in MQTT 5).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u16).range(1..=16_384)
+    )]
+    pub inflight: u16,
+
+    /// Most messages a publisher may be ahead of its slowest subscriber (by sequence number);
+    /// it waits when it is that far ahead, so a broker slower than the publisher is measured
+    /// at its sustainable rate instead of filling socket buffers for seconds. 0 = no limit
+    /// (open loop: latency then includes all the queueing).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(0..=100_000_000)
+    )]
+    pub max_ahead: u64,
+
+    /// Measured time, e.g. `10s`, `2m` (after the warm-up; at most 1h).
+    #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_run_duration)]
+    pub duration: Duration,
+
+    /// Publishing before the measured time starts; not counted.
+    #[arg(long, value_name = "TIME", default_value = "1s", value_parser = parse_warmup)]
+    pub warmup: Duration,
+
+    /// Topic prefix (default `loadgen/<pid>`); publishers use `<prefix>/pub/<i>`.
+    #[arg(long, value_name = "TOPIC")]
+    pub topic_prefix: Option<String>,
+
+    /// MQTT protocol version.
+    #[arg(long, value_name = "VERSION", value_enum, default_value_t = MqttVersion::V311)]
+    pub mqtt_version: MqttVersion,
+
+    /// Threads reading the subscriber connections (each watches its share with epoll).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u32).range(1..=64)
+    )]
+    pub subscriber_threads: u32,
+
+    /// Timeout of each TCP connect.
+    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = parse_timeout)]
+    pub connect_timeout: Duration,
+
+    /// Also write every figure as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Sample VmRSS of this process (the broker) every 200 ms; report start, peak and final.
+    #[arg(long, value_name = "PID")]
+    pub sample_rss_pid: Option<u32>,
+}
+
+/// `--mqtt-version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MqttVersion {
+    /// MQTT 3.1.1.
+    #[value(name = "311")]
+    V311,
+    /// MQTT 5.0.
+    #[value(name = "5")]
+    V5,
+}
+
+impl MqttFanoutArgs {
+    /// Checks what clap cannot: TLS needs a CA, and the topic prefix must be a valid topic name
+    /// without wildcards. Returns the topic prefix to use.
+    pub fn validate(&self) -> Result<String, String> {
+        if self.tls && self.ca.is_none() {
+            return Err(
+                "--tls needs --ca FILE (the CA that signed the broker's certificate)".into(),
+            );
+        }
+        let prefix = self
+            .topic_prefix
+            .clone()
+            .unwrap_or_else(|| format!("loadgen/{}", std::process::id()));
+        let prefix = prefix.trim_end_matches('/').to_owned();
+        if prefix.is_empty()
+            || prefix.starts_with('$')
+            || prefix.contains(['+', '#', '\0'])
+            || prefix.len() > 1024
+        {
+            return Err(format!(
+                "--topic-prefix `{prefix}` must be a non-empty topic name without wildcards \
+                 (+, #) and not starting with $"
+            ));
+        }
+        Ok(prefix)
+    }
+}
+
+fn parse_payload(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of bytes"))?;
+    if !(MIN_PAYLOAD..=MAX_PAYLOAD).contains(&n) {
+        return Err(format!(
+            "the payload must be {MIN_PAYLOAD} to {MAX_PAYLOAD} bytes (it carries an 8-byte send \
+             time, a 2-byte publisher and a 6-byte sequence number)"
+        ));
+    }
+    Ok(n)
+}
+
+fn parse_warmup(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > MAX_WARMUP {
+        return Err(format!(
+            "the warm-up must be at most {} s",
+            MAX_WARMUP.as_secs()
+        ));
+    }
+    Ok(d)
 }
 
 /// Parses `IP:PORT` or `localhost:PORT` and refuses anything that is not loopback.
@@ -234,6 +448,103 @@ mod tests {
                 .unwrap_err()
                 .contains("not a loopback address")
         );
+    }
+
+    fn fanout(args: &[&str]) -> Result<MqttFanoutArgs, String> {
+        let argv = ["rampart-loadgen", "mqtt-fanout"].iter().chain(args);
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::MqttFanout(a),
+            }) => Ok(a),
+            Ok(other) => Err(format!("parsed as {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn mqtt_fanout_defaults() {
+        let a = fanout(&["--target", "127.0.0.1:1883"]).unwrap();
+        assert_eq!((a.publishers, a.subscribers, a.qos), (1, 100, 0));
+        assert_eq!((a.payload, a.rate, a.inflight), (100, 0, 64));
+        assert_eq!(a.duration, Duration::from_secs(10));
+        assert_eq!(a.warmup, Duration::from_secs(1));
+        assert_eq!(a.mqtt_version, MqttVersion::V311);
+        assert!(!a.tls && a.ca.is_none() && a.username.is_none());
+        assert_eq!(a.validate(), Ok(format!("loadgen/{}", std::process::id())));
+        let a = fanout(&[
+            "--target",
+            "localhost:8883",
+            "--tls",
+            "--ca",
+            "ca.pem",
+            "--username",
+            "u",
+            "--password-file",
+            "pw",
+            "--publishers",
+            "4",
+            "--subscribers",
+            "1024",
+            "--qos",
+            "1",
+            "--payload",
+            "16",
+            "--rate",
+            "1000",
+            "--duration",
+            "2s",
+            "--warmup",
+            "0s",
+            "--topic-prefix",
+            "scenescape/loadgen/",
+            "--mqtt-version",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(a.target, "127.0.0.1:8883".parse().unwrap());
+        assert_eq!(
+            (a.publishers, a.subscribers, a.qos, a.payload),
+            (4, 1024, 1, 16)
+        );
+        assert_eq!(a.mqtt_version, MqttVersion::V5);
+        assert_eq!(a.validate(), Ok("scenescape/loadgen".to_owned()));
+    }
+
+    #[test]
+    fn mqtt_fanout_refusals() {
+        let t = ["--target", "127.0.0.1:1883"];
+        let with = |extra: &[&str]| fanout(&[&t[..], extra].concat());
+        for (extra, why) in [
+            (&["--payload", "15"][..], "payload"),
+            (&["--payload", "0"], "payload"),
+            (&["--subscribers", "0"], "subscribers"),
+            (&["--subscribers", "1025"], "subscribers"),
+            (&["--publishers", "0"], "publishers"),
+            (&["--publishers", "65"], "publishers"),
+            (&["--qos", "2"], "qos"),
+            (&["--duration", "0s"], "duration"),
+            (&["--duration", "2h"], "duration"),
+            (&["--warmup", "2m"], "warmup"),
+            (&["--mqtt-version", "4"], "mqtt-version"),
+            (&["--ca", "ca.pem"], "tls"),
+            (&["--password-file", "pw"], "username"),
+            (&["--password", "secret"], "password"),
+        ] {
+            let err = with(extra).unwrap_err();
+            assert!(err.contains(why), "{extra:?}: {err}");
+        }
+        let err = fanout(&["--target", "10.1.2.3:1883"]).unwrap_err();
+        assert!(err.contains("not a loopback address"), "{err}");
+        assert!(fanout(&["--target", "broker.example:1883"]).is_err());
+        assert!(fanout(&[]).is_err());
+
+        // What clap cannot check.
+        let a = with(&["--tls"]).unwrap();
+        assert!(a.validate().unwrap_err().contains("--ca"));
+        for bad in ["a/+/b", "#", "$SYS/x", "/", ""] {
+            let a = with(&["--topic-prefix", bad]).unwrap();
+            assert!(a.validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub(crate) fn run(args: &HandshakeArgs, command_line: Vec<String>) -> anyhow::Re
 }
 
 /// A client config trusting the CA file: ring, one TLS version, no resumption.
-fn client_config(ca: &Path, tls12: bool) -> anyhow::Result<Arc<ClientConfig>> {
+pub(crate) fn client_config(ca: &Path, tls12: bool) -> anyhow::Result<Arc<ClientConfig>> {
     let certs = CertificateDer::pem_file_iter(ca)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
         .with_context(|| format!("cannot read CA file --ca {}", ca.display()))?;
@@ -275,7 +275,7 @@ fn timeout_failure(limit: Duration) -> Failure {
     }
 }
 
-fn connect_failure(error: io::Error) -> Failure {
+pub(crate) fn connect_failure(error: io::Error) -> Failure {
     let kind = match error.kind() {
         io::ErrorKind::ConnectionRefused => "connect_refused",
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "connect_timeout",
@@ -288,7 +288,7 @@ fn connect_failure(error: io::Error) -> Failure {
     }
 }
 
-fn io_failure(error: io::Error) -> Failure {
+pub(crate) fn io_failure(error: io::Error) -> Failure {
     let kind = if let Some(tls) = error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())

@@ -1,10 +1,16 @@
 //! Load generator for Rampart.
 //!
-//! One subcommand per kind of load; this milestone has `handshake`: N workers, each on its own
-//! OS thread with blocking sockets, repeatedly connect, complete a full TLS handshake (no
-//! resumption), send close_notify and close. Every operation's latency goes into a per-worker
-//! `hdrhistogram`, merged at the end into a summary table and, with `--json`, a JSON report.
-//! `--sample-rss-pid` follows the server's resident memory while the load runs.
+//! One subcommand per kind of load:
+//!
+//! - `handshake`: N workers, each on its own OS thread with blocking sockets, repeatedly
+//!   connect, complete a full TLS handshake (no resumption), send close_notify and close.
+//! - `mqtt-fanout`: P publishers publish timestamped messages that S subscribers all receive,
+//!   over plain TCP or TLS, MQTT 3.1.1 or 5.0, QoS 0 or 1; measures sent and delivered
+//!   messages/s, losses, duplicates, reordering and end-to-end latency.
+//!
+//! Latencies go into per-thread `hdrhistogram`s, merged at the end into a summary table and,
+//! with `--json`, a JSON report. `--sample-rss-pid` follows the server's resident memory while
+//! the load runs.
 //!
 //! What it deliberately does not do:
 //! - send load anywhere but this machine: targets must be loopback addresses (`127.0.0.0/8`,
@@ -17,6 +23,7 @@
 
 pub mod cli;
 mod handshake;
+mod mqtt_fanout;
 mod report;
 mod rss;
 mod runner;
@@ -30,5 +37,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .collect();
     match cli.command {
         Command::Handshake(args) => handshake::run(&args, command_line),
+        Command::MqttFanout(args) => mqtt_fanout::run(&args, command_line),
     }
 }

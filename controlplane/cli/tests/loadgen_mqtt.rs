@@ -1,0 +1,248 @@
+//! `rampart-loadgen mqtt-fanout` against a real `rampart up`: plain TCP (the loopback
+//! `plain_listen` listener) and TLS (the MQTT listener with the CA `rampart init` made), QoS 0
+//! and 1, MQTT 3.1.1 and 5.0, as the service account `scenectrl` (readwrite `scenescape/#`).
+//!
+//! The load generator is another package's binary, so Cargo gives no `CARGO_BIN_EXE_` for it:
+//! it is taken from the same target directory as this test (`target/<profile>/`), where
+//! `cargo test --workspace` builds it. If it is missing (`cargo test -p rampart-cli`), it is
+//! built once into `target/loadgen-for-tests/` (not the outer build's directory, whose lock the
+//! running `cargo test` holds).
+//!
+//! Every run is bounded (2 s measured, plus setup and at most 10 s of drain); the broker is
+//! killed when its handle drops.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+
+use common::{Install, Running, free_port, text};
+
+/// The `rampart-loadgen` binary, built if needed.
+fn loadgen() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // <target>/<profile>/deps/loadgen_mqtt-<hash>
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().unwrap().parent().unwrap();
+        let bin = profile_dir.join("rampart-loadgen");
+        if bin.is_file() {
+            return bin;
+        }
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let target = profile_dir.parent().unwrap().join("loadgen-for-tests");
+        let mut build = Command::new(env!("CARGO"));
+        build
+            .args(["build", "--quiet", "-p", "rampart-loadgen"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if release {
+            build.arg("--release");
+        }
+        let status = build.status().unwrap();
+        assert!(status.success(), "cargo build -p rampart-loadgen failed");
+        target
+            .join(if release { "release" } else { "debug" })
+            .join("rampart-loadgen")
+    })
+}
+
+/// `rampart up` with a plain-TCP loopback listener next to the TLS one.
+struct Broker {
+    install: Install,
+    up: Running,
+    plain: u16,
+    user: String,
+    password_file: PathBuf,
+}
+
+impl Broker {
+    fn start() -> Self {
+        let plain = free_port();
+        let install = Install::with(
+            &format!("[dataplane.broker]\nplain_listen = [\"127.0.0.1:{plain}\"]\n"),
+            ["off", "", "off"],
+        );
+        let up = install.start("up");
+        let raw = std::fs::read(install.secrets().join("controller.auth")).unwrap();
+        let account: Value = serde_json::from_slice(&raw).unwrap();
+        let user = account["user"].as_str().unwrap().to_owned();
+        let password_file = install.dir.path().join("scenectrl.password");
+        std::fs::write(&password_file, account["password"].as_str().unwrap()).unwrap();
+        let b = Self {
+            install,
+            up,
+            plain,
+            user,
+            password_file,
+        };
+        b.wait_ready();
+        b
+    }
+
+    fn tls(&self) -> u16 {
+        self.install.ports[1]
+    }
+
+    /// Waits until the data plane has a policy: scenectrl's CONNECT is accepted.
+    fn wait_ready(&self) {
+        let password = std::fs::read_to_string(&self.password_file).unwrap();
+        let connect = connect_packet("loadgen-test-ready", &self.user, &password);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let accepted = TcpStream::connect(("127.0.0.1", self.plain))
+                .and_then(|mut tcp| {
+                    tcp.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    tcp.write_all(&connect)?;
+                    let mut connack = [0u8; 4];
+                    tcp.read_exact(&mut connack)?;
+                    Ok(connack == [0x20, 2, 0, 0])
+                })
+                .unwrap_or(false);
+            if accepted {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the broker never accepted scenectrl:\n{}",
+                self.up.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs `rampart-loadgen mqtt-fanout` as scenectrl with 10 subscribers for 2 s.
+    fn fanout(&self, tls: bool, password_file: &Path, extra: &[&str]) -> (Output, PathBuf) {
+        let json = self
+            .install
+            .dir
+            .path()
+            .join(format!("fanout-{}.json", free_port()));
+        let port = if tls { self.tls() } else { self.plain };
+        let mut cmd = Command::new(loadgen());
+        cmd.arg("mqtt-fanout")
+            .args(["--target", &format!("127.0.0.1:{port}")])
+            .args(["--username", &self.user])
+            .arg("--password-file")
+            .arg(password_file)
+            .args(["--topic-prefix", "scenescape/loadgen"])
+            .args([
+                "--subscribers",
+                "10",
+                "--duration",
+                "2s",
+                "--warmup",
+                "500ms",
+            ])
+            .arg("--json")
+            .arg(&json)
+            .args(extra)
+            .stdin(Stdio::null());
+        if tls {
+            cmd.arg("--tls").arg("--ca").arg(self.install.ca());
+        }
+        (cmd.output().unwrap(), json)
+    }
+
+    /// Like [`Self::fanout`], which must succeed; returns the JSON report.
+    fn fanout_ok(&self, tls: bool, extra: &[&str]) -> Value {
+        let (out, json) = self.fanout(tls, &self.password_file, extra);
+        assert!(
+            out.status.success(),
+            "loadgen (tls {tls}, {extra:?}) failed:\n{}\nbroker log:\n{}",
+            text(&out),
+            self.up.log_text()
+        );
+        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap())
+            .unwrap_or_else(|e| panic!("the --json report does not parse: {e}"));
+        let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(summary.contains("delivered"), "{summary}");
+        report
+    }
+}
+
+/// A minimal MQTT 3.1.1 CONNECT with user name and password, clean session.
+fn connect_packet(client_id: &str, user: &str, password: &str) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 60];
+    for field in [client_id, user, password] {
+        body.extend_from_slice(&u16::try_from(field.len()).unwrap().to_be_bytes());
+        body.extend_from_slice(field.as_bytes());
+    }
+    let mut packet = vec![0x10];
+    let mut len = body.len();
+    loop {
+        let byte = (len % 128) as u8;
+        len /= 128;
+        packet.push(if len > 0 { byte | 0x80 } else { byte });
+        if len == 0 {
+            break;
+        }
+    }
+    packet.extend_from_slice(&body);
+    packet
+}
+
+fn assert_delivered(report: &Value, transport: &str, qos: u64) {
+    assert_eq!(report["mode"], "mqtt-fanout", "{report}");
+    assert_eq!(report["transport"], transport, "{report}");
+    assert_eq!(report["qos"], qos, "{report}");
+    assert_eq!(report["subscribers"], 10, "{report}");
+    assert!(
+        report["command_line"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "mqtt-fanout")),
+        "{report}"
+    );
+    assert!(report["sent"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["delivered"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(
+        report["expected"].as_u64().unwrap(),
+        report["sent"].as_u64().unwrap() * 10,
+        "{report}"
+    );
+    assert!(report["latency_us"]["p50"].as_u64().is_some(), "{report}");
+    assert_eq!(report["subscribers_failed"], 0, "{report}");
+}
+
+#[test]
+fn fanout_plain_and_tls() {
+    let b = Broker::start();
+
+    // QoS 0 as fast as the broker takes it: delivered, whatever the broker drops.
+    for tls in [false, true] {
+        let r = b.fanout_ok(tls, &["--qos", "0"]);
+        assert_delivered(&r, if tls { "tls" } else { "tcp" }, 0);
+        if tls {
+            assert_eq!(r["tls_version"], "TLSv1_3", "{r}");
+        }
+    }
+
+    // QoS 1 at a rate the (debug-built) broker sustains: nothing may be lost.
+    for (tls, version) in [(false, "311"), (true, "5")] {
+        let r = b.fanout_ok(
+            tls,
+            &["--qos", "1", "--rate", "500", "--mqtt-version", version],
+        );
+        assert_delivered(&r, if tls { "tls" } else { "tcp" }, 1);
+        assert_eq!(r["lost"], 0, "{r}");
+        assert_eq!(r["unacked"], 0, "{r}");
+        assert_eq!(r["errors"], 0, "{r}");
+        assert_eq!(r["granted_qos"], 1, "{r}");
+        assert_eq!(r["delivered"], r["expected"], "{r}");
+    }
+
+    // A wrong password is one clear error, and no report is left behind.
+    let wrong = b.install.dir.path().join("wrong.password");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let (out, json) = b.fanout(false, &wrong, &["--qos", "0"]);
+    let err = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("refused CONNECT"), "{err}");
+    assert!(!json.exists());
+}

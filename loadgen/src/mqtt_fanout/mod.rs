@@ -1,0 +1,622 @@
+//! `mqtt-fanout` mode: P publishers each publish timestamped messages to their own topic, and S
+//! subscribers each subscribe to every publisher's topic, so every message is delivered S times.
+//!
+//! A run goes: one probe connection (a wrong port, CA, name or password is one clear error);
+//! every connection opened and subscribed (all SUBACKs in) before anything is published; a
+//! warm-up that is published but not counted; the measured window; then a drain while the
+//! subscribers receive what is still on its way (until every subscriber has each publisher's
+//! last message, nothing arrives for 1 s, or 10 s pass).
+//!
+//! A message counts when its *send time* falls in the measured window: the publisher counts it
+//! as sent, each subscriber that receives it (once) counts a delivery and a latency sample
+//! (receive time minus send time, on one monotonic clock shared by the whole process). So
+//! expected deliveries are sent × subscribers, and lost ones are expected minus delivered.
+//!
+//! Threads: one per publisher (blocking socket, batched writes) and `--subscriber-threads`
+//! readers, each watching its share of the subscriber sockets with epoll and decoding every
+//! packet of each large read at once. No async runtime.
+
+mod conn;
+mod publisher;
+mod subscriber;
+mod summary;
+mod track;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write as _};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use rampart_mqtt_proto::{QoS, Version};
+use rustls::pki_types::ServerName;
+
+use crate::cli::{MqttFanoutArgs, MqttVersion};
+use crate::report::{Latency, Report, fmt_us};
+use crate::rss::RssSampler;
+use crate::runner::{ErrorTally, Failure};
+use conn::{Conn, Settings};
+use summary::{CpuTimes, FanoutReport, Figures};
+use track::now_ns;
+
+/// Limit of each connection's setup (TCP, TLS, CONNECT/CONNACK, SUBSCRIBE/SUBACK).
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Limit of the whole setup phase (every connection).
+const SETUP_ALL_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// What every thread of a run shares (read-only, apart from [`Shared`]'s atomics).
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    settings: Settings,
+    /// Topic prefix: publisher `i` publishes to `<prefix>/pub/<i>`.
+    prefix: String,
+    /// Client identifiers are `<client_prefix>-p<i>` and `<client_prefix>-s<i>`.
+    client_prefix: String,
+    publishers: usize,
+    qos: QoS,
+    payload: usize,
+    rate: u64,
+    inflight: u16,
+    /// `--max-ahead`; 0 = no limit.
+    max_ahead: u64,
+    shared: Shared,
+}
+
+/// Counters for the progress line, and the end-of-run signals between threads.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    sent: AtomicU64,
+    received: AtomicU64,
+    errors: AtomicU64,
+    /// Per publisher: how many messages it sent in all, once it has stopped.
+    final_seq: Vec<AtomicU64>,
+    publishers_done: AtomicUsize,
+    subscriber_threads_running: AtomicUsize,
+    abort: AtomicBool,
+    /// `[subscriber * publishers + publisher]`: one more than the highest sequence number that
+    /// subscriber has received from that publisher; `u64::MAX` once the subscriber is gone.
+    progress: Vec<AtomicU64>,
+}
+
+impl Shared {
+    fn finished(&self, publisher: u16, sent: u64) {
+        if let Some(slot) = self.final_seq.get(usize::from(publisher)) {
+            slot.store(sent, Ordering::Relaxed);
+        }
+        self.publishers_done.fetch_add(1, Ordering::Release);
+    }
+
+    /// Every publisher's message count, once all have stopped.
+    fn final_seqs(&self) -> Option<Vec<u64>> {
+        if self.publishers_done.load(Ordering::Acquire) < self.final_seq.len() {
+            return None;
+        }
+        Some(
+            self.final_seq
+                .iter()
+                .map(|s| s.load(Ordering::Relaxed))
+                .collect(),
+        )
+    }
+
+    /// One more than the highest sequence number of `publisher` that every live subscriber has
+    /// received.
+    fn slowest(&self, publisher: usize, publishers: usize) -> u64 {
+        self.progress
+            .iter()
+            .skip(publisher)
+            .step_by(publishers.max(1))
+            .map(|p| p.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    fn subscribers_done(&self) -> bool {
+        self.subscriber_threads_running.load(Ordering::Relaxed) == 0
+            || self.abort.load(Ordering::Relaxed)
+    }
+}
+
+/// The schedule, in [`now_ns`] time: publishing starts at `start_ns`, counts from `warm_ns`,
+/// stops at `end_ns`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    start_ns: u64,
+    warm_ns: u64,
+    end_ns: u64,
+}
+
+/// A thread's report at the end of its setup.
+#[derive(Debug)]
+pub(crate) enum Ready {
+    /// Connected (and subscribed, with the lowest granted QoS, for subscribers).
+    Ok {
+        granted_qos: Option<u8>,
+    },
+    Failed(Failure),
+}
+
+/// Runs the mode and prints the summary.
+pub(crate) fn run(args: &MqttFanoutArgs, command_line: Vec<String>) -> anyhow::Result<()> {
+    let prefix = args.validate().map_err(anyhow::Error::msg)?;
+    let _ = now_ns(); // starts the clock
+    let version = match args.mqtt_version {
+        MqttVersion::V311 => Version::V311,
+        MqttVersion::V5 => Version::V5,
+    };
+    let password = args
+        .password_file
+        .as_deref()
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("cannot read --password-file {}", path.display()))
+                .map(|raw| {
+                    let end = raw
+                        .iter()
+                        .rposition(|b| !matches!(b, b'\n' | b'\r'))
+                        .map_or(0, |i| i + 1);
+                    Bytes::from(raw[..end].to_vec())
+                })
+        })
+        .transpose()?;
+    let tls = match (&args.ca, args.tls) {
+        (Some(ca), true) => {
+            let config = crate::handshake::client_config(ca, args.tls12)?;
+            let name = ServerName::try_from(args.server_name.clone()).map_err(|_| {
+                anyhow::anyhow!(
+                    "--server-name `{}` is not a valid DNS name or IP address",
+                    args.server_name
+                )
+            })?;
+            Some((config, name))
+        }
+        _ => None,
+    };
+    let settings = Settings {
+        target: args.target,
+        connect_timeout: args.connect_timeout,
+        tls,
+        version,
+        username: args.username.clone(),
+        password,
+    };
+    let rss = args.sample_rss_pid.map(RssSampler::start).transpose()?;
+    let json_file = args
+        .json
+        .as_deref()
+        .map(|path| {
+            File::create(path).with_context(|| format!("cannot create --json {}", path.display()))
+        })
+        .transpose()?;
+    let remove_json = || {
+        if let Some(path) = &args.json {
+            let _ = std::fs::remove_file(path);
+        }
+    };
+    let client_prefix = format!("lg{}", std::process::id());
+
+    // One connection first, so a wrong port, CA, name or password is one clear error.
+    let mut scratch = vec![0u8; 64 * 1024];
+    let probe = Conn::open(
+        &settings,
+        &format!("{client_prefix}-probe"),
+        Instant::now() + SETUP_TIMEOUT,
+        &mut scratch,
+    );
+    let tls_params = match probe {
+        Ok((conn, _)) => {
+            let params = conn.tls_params();
+            conn.close();
+            params
+        }
+        Err(failure) => {
+            remove_json();
+            return Err(explain(args.target, args, failure));
+        }
+    };
+
+    let sub_threads = args.subscriber_threads.min(args.subscribers) as usize;
+    let ctx = Arc::new(Ctx {
+        settings,
+        prefix: prefix.clone(),
+        client_prefix,
+        publishers: args.publishers as usize,
+        qos: if args.qos == 1 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        },
+        payload: args.payload,
+        rate: args.rate,
+        inflight: args.inflight,
+        max_ahead: args.max_ahead,
+        shared: Shared {
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            final_seq: (0..args.publishers).map(|_| AtomicU64::new(0)).collect(),
+            publishers_done: AtomicUsize::new(0),
+            subscriber_threads_running: AtomicUsize::new(sub_threads),
+            abort: AtomicBool::new(false),
+            progress: (0..args.subscribers * args.publishers)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        },
+    });
+
+    // === Setup: every thread connects its connections and reports ===
+    let setup_start = Instant::now();
+    let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
+    let (live_tx, live_rx) = mpsc::channel::<Histogram<u64>>();
+    let mut go = Vec::new();
+    let mut sub_handles = Vec::new();
+    let mut pub_handles = Vec::new();
+    let mut spawn_error = None;
+    for t in 0..sub_threads {
+        let ids: Vec<u32> = (0..args.subscribers)
+            .filter(|i| *i as usize % sub_threads == t)
+            .collect();
+        let (go_tx, go_rx) = mpsc::channel::<Plan>();
+        go.push(go_tx);
+        let (ctx, ready, live) = (ctx.clone(), ready_tx.clone(), live_tx.clone());
+        let spawned = thread::Builder::new()
+            .name(format!("subscribers-{t}"))
+            .spawn(move || {
+                let result = subscriber::run(&ids, &ctx, &ready, &go_rx, &live);
+                ctx.shared
+                    .subscriber_threads_running
+                    .fetch_sub(1, Ordering::Relaxed);
+                result
+            });
+        match spawned {
+            Ok(h) => sub_handles.push(h),
+            Err(e) => {
+                spawn_error = Some(e);
+                break;
+            }
+        }
+    }
+    for p in 0..args.publishers {
+        if spawn_error.is_some() {
+            break;
+        }
+        // p < MAX_PUBLISHERS (64), so it fits the stamp's 16 bits.
+        let index = u16::try_from(p).unwrap_or(u16::MAX);
+        let (go_tx, go_rx) = mpsc::channel::<Plan>();
+        go.push(go_tx);
+        let (ctx, ready) = (ctx.clone(), ready_tx.clone());
+        let spawned = thread::Builder::new()
+            .name(format!("publisher-{p}"))
+            .spawn(move || publisher::run(index, &ctx, &ready, &go_rx));
+        match spawned {
+            Ok(h) => pub_handles.push(h),
+            Err(e) => {
+                spawn_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop((ready_tx, live_tx));
+    let expected_ready = sub_handles.len() + pub_handles.len();
+    let mut granted_qos: Option<u8> = None;
+    let mut setup_failure = spawn_error.map(|e| Failure {
+        kind: "thread_spawn",
+        detail: format!("cannot start a thread: {e}"),
+    });
+    let setup_deadline = setup_start + SETUP_ALL_TIMEOUT;
+    let mut readied = 0;
+    while setup_failure.is_none() && readied < expected_ready {
+        let left = setup_deadline.saturating_duration_since(Instant::now());
+        match ready_rx.recv_timeout(left) {
+            Ok(Ready::Ok { granted_qos: g }) => {
+                readied += 1;
+                if let Some(g) = g {
+                    granted_qos = Some(granted_qos.map_or(g, |q| q.min(g)));
+                }
+            }
+            Ok(Ready::Failed(failure)) => setup_failure = Some(failure),
+            Err(_) => {
+                setup_failure = Some(Failure {
+                    kind: "setup_timeout",
+                    detail: format!(
+                        "connections not all set up within {} s",
+                        SETUP_ALL_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+        }
+    }
+    if let Some(failure) = setup_failure {
+        ctx.shared.abort.store(true, Ordering::Relaxed);
+        drop(go);
+        for h in sub_handles {
+            let _ = h.join();
+        }
+        for h in pub_handles {
+            let _ = h.join();
+        }
+        remove_json();
+        return Err(explain(args.target, args, failure)
+            .context("setting up the publishers and subscribers"));
+    }
+    let setup_s = setup_start.elapsed().as_secs_f64();
+    eprintln!(
+        "{} subscribers and {} publishers connected and subscribed in {setup_s:.2} s",
+        args.subscribers, args.publishers
+    );
+
+    // === Run ===
+    let cpu_before = CpuTimes::read();
+    let started_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let run_start = Instant::now();
+    let start_ns = now_ns() + 20_000_000;
+    let plan = Plan {
+        start_ns,
+        warm_ns: start_ns + nanos(args.warmup),
+        end_ns: start_ns + nanos(args.warmup) + nanos(args.duration),
+    };
+    for tx in &go {
+        let _ = tx.send(plan);
+    }
+    progress(&ctx, plan, &live_rx, rss.as_ref());
+
+    let mut subs = Vec::new();
+    for h in sub_handles {
+        subs.push(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a subscriber thread panicked"))?,
+        );
+    }
+    let mut pubs = Vec::new();
+    for h in pub_handles {
+        pubs.push(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a publisher thread panicked"))?,
+        );
+    }
+    let elapsed = run_start.elapsed();
+    let cpu = CpuTimes::read()
+        .zip(cpu_before)
+        .map(|(after, before)| after.since(&before, elapsed));
+    let server_rss = rss.map(RssSampler::finish);
+
+    // === Report ===
+    let mut latency = new_histogram();
+    let mut errors: BTreeMap<&'static str, ErrorTally> = BTreeMap::new();
+    let mut merge_errors = |from: BTreeMap<&'static str, ErrorTally>| {
+        for (kind, tally) in from {
+            errors
+                .entry(kind)
+                .and_modify(|t| t.count += tally.count)
+                .or_insert(tally);
+        }
+    };
+    let (mut delivered, mut received_total, mut duplicates, mut out_of_order) = (0, 0, 0, 0);
+    let (mut incomplete, mut failed) = (0, 0);
+    for s in subs {
+        latency.add(&s.latency_us).context("merging histograms")?;
+        delivered += s.delivered;
+        received_total += s.received_total;
+        duplicates += s.duplicates;
+        out_of_order += s.out_of_order;
+        incomplete += s.incomplete;
+        failed += s.failed;
+        merge_errors(s.errors);
+    }
+    let (mut sent, mut sent_total, mut unacked) = (0, 0, 0);
+    let mut inflight = None;
+    for p in pubs {
+        sent += p.sent_measured;
+        sent_total += p.sent_total;
+        unacked += p.unacked;
+        if ctx.qos == QoS::AtLeastOnce {
+            inflight = Some(inflight.map_or(p.inflight, |i: u16| i.min(p.inflight)));
+        }
+        merge_errors(p.errors);
+    }
+    let figures = Figures::compute(
+        sent,
+        u64::from(args.subscribers),
+        delivered,
+        args.duration.as_secs_f64(),
+    );
+    let error_count = errors.values().map(|t| t.count).sum();
+    let report = FanoutReport {
+        tool: "rampart-loadgen",
+        version: env!("CARGO_PKG_VERSION"),
+        mode: "mqtt-fanout",
+        command_line,
+        target: args.target,
+        transport: if args.tls { "tls" } else { "tcp" },
+        server_name: args.tls.then(|| args.server_name.clone()),
+        tls_version: tls_params.as_ref().map(|p| p.0.clone()),
+        tls_cipher_suite: tls_params.map(|p| p.1),
+        mqtt_version: match version {
+            Version::V5 => "5.0",
+            _ => "3.1.1",
+        },
+        qos: args.qos,
+        granted_qos,
+        publishers: args.publishers,
+        subscribers: args.subscribers,
+        subscriber_threads: sub_threads,
+        payload_bytes: args.payload,
+        rate_per_publisher: args.rate,
+        inflight,
+        max_ahead: args.max_ahead,
+        topic_prefix: prefix,
+        setup_s,
+        warmup_s: args.warmup.as_secs_f64(),
+        duration_s: args.duration.as_secs_f64(),
+        elapsed_s: elapsed.as_secs_f64(),
+        started_unix_ms,
+        sent_total,
+        received_total,
+        figures,
+        duplicates,
+        out_of_order,
+        subscribers_incomplete: incomplete,
+        subscribers_failed: failed,
+        unacked,
+        errors: error_count,
+        errors_by_kind: Report::errors_from(&errors),
+        latency_us: Latency::from_histogram(&latency),
+        client_cpu: cpu,
+        server_rss,
+    };
+    print!("{}", report.table());
+    if let (Some(file), Some(path)) = (json_file, &args.json) {
+        let mut out = BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out))
+            .and_then(|()| out.flush())
+            .with_context(|| format!("writing --json {}", path.display()))?;
+    }
+    if report.figures.delivered == 0 {
+        bail!("no message was delivered ({error_count} errors)");
+    }
+    Ok(())
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Prints a line per second until every subscriber thread has ended.
+fn progress(
+    ctx: &Ctx,
+    plan: Plan,
+    live: &mpsc::Receiver<Histogram<u64>>,
+    rss: Option<&RssSampler>,
+) {
+    let start = Instant::now();
+    let mut second = new_histogram();
+    let mut next_tick = start + Duration::from_secs(1);
+    let (mut last_sent, mut last_received) = (0, 0);
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        match live.recv_timeout(wait) {
+            Ok(h) => {
+                let _ = second.add(&h);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if Instant::now() < next_tick {
+            continue;
+        }
+        let now = now_ns();
+        let phase = if now < plan.warm_ns {
+            "warmup"
+        } else if now < plan.end_ns {
+            "run"
+        } else {
+            "drain"
+        };
+        let sent = ctx.shared.sent.load(Ordering::Relaxed);
+        let received = ctx.shared.received.load(Ordering::Relaxed);
+        let mut line = format!(
+            "[{:6.1}s] {phase:<6} sent {}/s  delivered {}/s  errors {}",
+            start.elapsed().as_secs_f64(),
+            sent - last_sent,
+            received - last_received,
+            ctx.shared.errors.load(Ordering::Relaxed),
+        );
+        if !second.is_empty() {
+            line.push_str(&format!(
+                "  p50 {}  p99 {}",
+                fmt_us(second.value_at_quantile(0.5)),
+                fmt_us(second.value_at_quantile(0.99)),
+            ));
+        }
+        if let Some(kib) = rss.and_then(RssSampler::current_kib) {
+            line.push_str(&format!("  server RSS {:.1} MiB", kib as f64 / 1024.0));
+        }
+        eprintln!("{line}");
+        (last_sent, last_received) = (sent, received);
+        second.reset();
+        next_tick += Duration::from_secs(1);
+    }
+}
+
+pub(crate) fn new_histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant digits is a valid histogram precision")
+}
+
+/// Records one value; the histogram grows to fit it.
+pub(crate) fn record(hist: &mut Histogram<u64>, value: u64) {
+    if hist.record(value).is_err() {
+        hist.saturating_record(value);
+    }
+}
+
+/// Adds a failure to a tally.
+pub(crate) fn tally(errors: &mut BTreeMap<&'static str, ErrorTally>, failure: Failure) {
+    errors
+        .entry(failure.kind)
+        .or_insert_with(|| ErrorTally {
+            count: 0,
+            example: failure.detail,
+        })
+        .count += 1;
+}
+
+/// Adds a failure to a tally and to the live error count.
+pub(crate) fn count_error(
+    errors: &mut BTreeMap<&'static str, ErrorTally>,
+    shared: &Shared,
+    failure: Failure,
+) {
+    shared.errors.fetch_add(1, Ordering::Relaxed);
+    tally(errors, failure);
+}
+
+/// Turns a setup failure into an error that says what to check.
+fn explain(target: SocketAddr, args: &MqttFanoutArgs, failure: Failure) -> anyhow::Error {
+    let Failure { kind, detail } = failure;
+    let tls_hint = if args.tls {
+        "is this a TLS port? (drop --tls for plain TCP)"
+    } else {
+        "is this a plain-TCP MQTT port? (add --tls --ca FILE for TLS)"
+    };
+    match kind {
+        "connect_refused" => anyhow::anyhow!(
+            "cannot connect to {target}: {detail} (is the broker running and listening there?)"
+        ),
+        "connect_timeout" | "connect_no_local_port" | "connect_error" => {
+            anyhow::anyhow!("cannot connect to {target}: {detail}")
+        }
+        "tls_bad_certificate" => anyhow::anyhow!(
+            "TLS handshake with {target} failed: {detail} (does --ca hold the CA that signed \
+             the broker's certificate, and is `{}` (--server-name) one of its names?)",
+            args.server_name
+        ),
+        "tls_alert_received" | "tls_incompatible" | "tls_protocol_error" | "tls_error"
+        | "handshake_timeout" => {
+            anyhow::anyhow!("TLS handshake with {target} failed: {detail} ({tls_hint})")
+        }
+        "closed_by_server" | "reset_by_server" | "protocol_error" | "setup_timeout" => {
+            anyhow::anyhow!("MQTT session with {target} failed ({kind}): {detail} ({tls_hint})")
+        }
+        "connack_refused" => anyhow::anyhow!(
+            "{target}: {detail} (check --username and --password-file, and the broker's \
+             connection limits)"
+        ),
+        "suback_refused" => anyhow::anyhow!(
+            "{target}: {detail} (may this user subscribe to `{}/pub/+`? see --topic-prefix)",
+            args.topic_prefix.as_deref().unwrap_or("loadgen/<pid>")
+        ),
+        _ => anyhow::anyhow!("MQTT session with {target} failed ({kind}): {detail}"),
+    }
+}

@@ -1,0 +1,362 @@
+//! A publisher: one thread, one connection, timestamped PUBLISH packets in batches.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rampart_mqtt_proto::{Packet, Properties, Publish, QoS};
+
+use super::conn::{Conn, reason_name};
+use super::track::{STAMP_LEN, Stamp, now_ns};
+use super::{Ctx, Plan, Ready, SETUP_TIMEOUT, count_error};
+use crate::handshake::io_failure;
+use crate::runner::{ErrorTally, Failure};
+
+/// Publications per write when there is no rate limit (one syscall per batch).
+const WRITE_BATCH: u64 = 64;
+
+/// After the run, how long a QoS 1 publisher waits for the PUBACKs still outstanding.
+const ACK_WAIT: Duration = Duration::from_secs(5);
+
+/// What one publisher did.
+#[derive(Debug, Default)]
+pub(crate) struct PubResult {
+    /// Publications written, warm-up included.
+    pub(crate) sent_total: u64,
+    /// Publications written with a send time inside the measured window.
+    pub(crate) sent_measured: u64,
+    /// QoS 1 publications never acknowledged.
+    pub(crate) unacked: u64,
+    /// The in-flight window actually used (QoS 1).
+    pub(crate) inflight: u16,
+    pub(crate) errors: BTreeMap<&'static str, ErrorTally>,
+}
+
+/// The in-flight QoS 1 packet identifiers.
+#[derive(Debug)]
+struct Inflight {
+    used: Vec<bool>,
+    count: u16,
+    next_id: u16,
+}
+
+impl Inflight {
+    fn new() -> Self {
+        Self {
+            used: vec![false; 65_536],
+            count: 0,
+            next_id: 0,
+        }
+    }
+
+    /// A free packet identifier (the caller keeps `count` below 65535).
+    fn take(&mut self) -> u16 {
+        loop {
+            self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+            let slot = &mut self.used[usize::from(self.next_id)];
+            if !*slot {
+                *slot = true;
+                self.count += 1;
+                return self.next_id;
+            }
+        }
+    }
+
+    /// Releases `id`; false if it was not in flight.
+    fn release(&mut self, id: u16) -> bool {
+        let slot = &mut self.used[usize::from(id)];
+        let was = *slot;
+        *slot = false;
+        if was {
+            self.count -= 1;
+        }
+        was
+    }
+}
+
+/// The publisher thread: connect, report ready, wait for the plan, publish until its end.
+pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Plan>) -> PubResult {
+    let mut result = PubResult::default();
+    let mut scratch = vec![0u8; 64 * 1024];
+    let client_id = format!("{}-p{index}", ctx.client_prefix);
+    let setup = Conn::open(
+        &ctx.settings,
+        &client_id,
+        Instant::now() + SETUP_TIMEOUT,
+        &mut scratch,
+    );
+    let (mut conn, connack) = match setup {
+        Ok(ok) => ok,
+        Err(failure) => {
+            let _ = ready.send(Ready::Failed(failure));
+            return result;
+        }
+    };
+    let qos1 = ctx.qos == QoS::AtLeastOnce;
+    if qos1 && connack.properties.maximum_qos == Some(0) {
+        let _ = ready.send(Ready::Failed(Failure {
+            kind: "qos_not_supported",
+            detail: "the broker's CONNACK says Maximum QoS 0; --qos 1 is not possible".to_owned(),
+        }));
+        return result;
+    }
+    let cap = ctx
+        .inflight
+        .min(connack.properties.receive_maximum.unwrap_or(u16::MAX))
+        .max(1);
+    result.inflight = cap;
+    let topic = format!("{}/pub/{index}", ctx.prefix);
+    let mut template = vec![0x5a_u8; ctx.payload];
+    let mut publish = Publish {
+        dup: false,
+        qos: ctx.qos,
+        retain: false,
+        topic,
+        packet_id: qos1.then_some(1),
+        properties: Properties::default(),
+        payload: Bytes::from(template.clone()),
+    };
+    if let Err(e) = publish.head_encoded_len(conn.version()) {
+        let _ = ready.send(Ready::Failed(Failure {
+            kind: "encode_error",
+            detail: format!("cannot encode the PUBLISH: {e}"),
+        }));
+        return result;
+    }
+    // No read timeout while publishing: reads happen only when PUBACKs are awaited, with their
+    // own timeout; writes block on the broker's backpressure, within limits.
+    let _ = conn.set_write_timeout(Some(Duration::from_secs(30)));
+    let _ = ready.send(Ready::Ok { granted_qos: None });
+    let Ok(plan) = go.recv() else {
+        conn.close();
+        return result;
+    };
+    let start = plan.start_ns;
+    let wait = start.saturating_sub(now_ns());
+    thread::sleep(Duration::from_nanos(wait));
+
+    let mut inflight = Inflight::new();
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    let mut seq: u64 = 0;
+    let mut stamp = [0u8; STAMP_LEN];
+    let mut ack_timeout: Option<Duration> = None;
+    let mut slowest: u64 = 0;
+    'run: loop {
+        let now = now_ns();
+        if now >= plan.end_ns || ctx.shared.abort.load(Ordering::Relaxed) {
+            break;
+        }
+        let mut n = if ctx.rate == 0 {
+            WRITE_BATCH
+        } else {
+            due(ctx.rate, now.saturating_sub(start))
+                .saturating_sub(seq)
+                .min(WRITE_BATCH.max(ctx.rate / 100))
+        };
+        if qos1 {
+            n = n.min(u64::from(cap - inflight.count));
+        }
+        if ctx.max_ahead > 0 && n > 0 {
+            let limit = slowest.saturating_add(ctx.max_ahead);
+            if seq + n > limit {
+                slowest = ctx.shared.slowest(usize::from(index), ctx.publishers);
+                let room = slowest.saturating_add(ctx.max_ahead).saturating_sub(seq);
+                if room == 0 {
+                    // The slowest subscriber is far behind: let it catch up.
+                    thread::sleep(Duration::from_micros(50));
+                    continue;
+                }
+                n = n.min(room);
+            }
+        }
+        if n > 0 {
+            out.clear();
+            for _ in 0..n {
+                let sent_ns = now_ns();
+                Stamp {
+                    sent_ns,
+                    publisher: index,
+                    seq,
+                }
+                .write(&mut stamp);
+                if qos1 {
+                    publish.packet_id = Some(inflight.take());
+                }
+                // Checked above with the same lengths: the head always encodes.
+                if publish.encode_head(conn.version(), &mut out).is_err() {
+                    break 'run;
+                }
+                template[..STAMP_LEN].copy_from_slice(&stamp);
+                out.extend_from_slice(&template);
+                seq += 1;
+                if sent_ns >= plan.warm_ns {
+                    result.sent_measured += 1;
+                }
+            }
+            if let Err(e) = conn.send(&out) {
+                count_error(&mut result.errors, &ctx.shared, io_failure(e));
+                break;
+            }
+            ctx.shared.sent.fetch_add(n, Ordering::Relaxed);
+        }
+        if qos1 && inflight.count > 0 && (inflight.count == cap || n == 0) {
+            // Wait for PUBACKs, at most until the next message is due.
+            let until_due = if ctx.rate == 0 {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_nanos(next_due_in(ctx.rate, now_ns().saturating_sub(start), seq))
+                    .clamp(Duration::from_micros(100), Duration::from_millis(100))
+            };
+            if ack_timeout != Some(until_due) {
+                let _ = conn.set_read_timeout(Some(until_due));
+                ack_timeout = Some(until_due);
+            }
+            if let Err(failure) = read_acks(&mut conn, &mut inflight, &mut scratch, &mut result) {
+                count_error(&mut result.errors, &ctx.shared, failure);
+                break;
+            }
+        } else if n == 0 {
+            let left = plan.end_ns.saturating_sub(now_ns());
+            let next = next_due_in(ctx.rate, now_ns().saturating_sub(start), seq);
+            thread::sleep(Duration::from_nanos(next.min(left)));
+        }
+    }
+    result.sent_total = seq;
+    ctx.shared.finished(index, seq);
+
+    if qos1 {
+        let deadline = Instant::now() + ACK_WAIT;
+        let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
+        while inflight.count > 0 && Instant::now() < deadline {
+            if let Err(failure) = read_acks(&mut conn, &mut inflight, &mut scratch, &mut result) {
+                count_error(&mut result.errors, &ctx.shared, failure);
+                break;
+            }
+        }
+        result.unacked = u64::from(inflight.count);
+    }
+    // Stay connected until the subscribers are done, so no broker-side cleanup runs meanwhile.
+    while !ctx.shared.subscribers_done() {
+        thread::sleep(Duration::from_millis(20));
+    }
+    conn.close();
+    result
+}
+
+/// Messages due at `elapsed_ns` after the start at `rate` per second (the first at once).
+pub(crate) fn due(rate: u64, elapsed_ns: u64) -> u64 {
+    let n = u128::from(rate) * u128::from(elapsed_ns) / 1_000_000_000 + 1;
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Nanoseconds from `elapsed_ns` until message number `seq` (0-based) is due.
+fn next_due_in(rate: u64, elapsed_ns: u64, seq: u64) -> u64 {
+    if rate == 0 {
+        return 0;
+    }
+    let at = u128::from(seq) * 1_000_000_000 / u128::from(rate);
+    u64::try_from(at.saturating_sub(u128::from(elapsed_ns))).unwrap_or(u64::MAX)
+}
+
+/// One read; releases the acknowledged packet identifiers.
+fn read_acks(
+    conn: &mut Conn,
+    inflight: &mut Inflight,
+    scratch: &mut [u8],
+    result: &mut PubResult,
+) -> Result<(), Failure> {
+    match conn.fill(scratch) {
+        Ok(_) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+            ) =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(io_failure(e)),
+    }
+    while let Some(packet) = conn.next_packet()? {
+        match packet {
+            Packet::Puback(ack) => {
+                if !inflight.release(ack.packet_id) {
+                    super::tally(
+                        &mut result.errors,
+                        Failure {
+                            kind: "puback_unknown_id",
+                            detail: format!("PUBACK for packet id {} not in flight", ack.packet_id),
+                        },
+                    );
+                }
+                if ack.reason_code >= 0x80 {
+                    super::tally(
+                        &mut result.errors,
+                        Failure {
+                            kind: "puback_refused",
+                            detail: format!(
+                                "PUBACK reason 0x{:02x} ({})",
+                                ack.reason_code,
+                                reason_name(ack.reason_code)
+                            ),
+                        },
+                    );
+                }
+            }
+            Packet::Pingresp => {}
+            Packet::Disconnect(d) => {
+                return Err(Failure {
+                    kind: "disconnected_by_broker",
+                    detail: format!(
+                        "DISCONNECT reason 0x{:02x} ({})",
+                        d.reason_code,
+                        reason_name(d.reason_code)
+                    ),
+                });
+            }
+            other => {
+                return Err(Failure {
+                    kind: "unexpected_packet",
+                    detail: format!("a publisher received {}", other.kind()),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacing() {
+        assert_eq!(due(1000, 0), 1);
+        assert_eq!(due(1000, 999_999), 1);
+        assert_eq!(due(1000, 1_000_000), 2);
+        assert_eq!(due(1000, 1_000_000_000), 1001);
+        assert_eq!(next_due_in(1000, 0, 1), 1_000_000);
+        assert_eq!(next_due_in(1000, 1_500_000, 1), 0);
+        assert_eq!(next_due_in(0, 5, 9), 0);
+    }
+
+    #[test]
+    fn packet_ids() {
+        let mut f = Inflight::new();
+        let a = f.take();
+        let b = f.take();
+        assert_ne!(a, b);
+        assert_ne!(a, 0);
+        assert_eq!(f.count, 2);
+        assert!(f.release(a));
+        assert!(!f.release(a));
+        assert_eq!(f.count, 1);
+        f.next_id = u16::MAX - 1;
+        assert_eq!(f.take(), u16::MAX);
+        assert_eq!(f.take(), 1);
+    }
+}

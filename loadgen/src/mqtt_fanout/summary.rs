@@ -1,0 +1,399 @@
+//! The `mqtt-fanout` report: the arithmetic, the table on stdout and the JSON document.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::report::{ErrorReport, Latency, fmt_us};
+use crate::rss::RssStats;
+
+/// `/proc` reports CPU times in USER_HZ ticks, 100 per second on every Linux ABI.
+const USER_HZ: f64 = 100.0;
+
+/// The headline figures of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub(crate) struct Figures {
+    /// Messages published with a send time in the measured window.
+    pub(crate) sent: u64,
+    pub(crate) sent_per_s: f64,
+    /// `sent × subscribers`: what a lossless broker delivers.
+    pub(crate) expected: u64,
+    /// Distinct deliveries of those messages (duplicates not counted).
+    pub(crate) delivered: u64,
+    pub(crate) delivered_per_s: f64,
+    pub(crate) lost: u64,
+    pub(crate) lost_pct: f64,
+}
+
+impl Figures {
+    pub(crate) fn compute(sent: u64, subscribers: u64, delivered: u64, window_s: f64) -> Self {
+        let expected = sent.saturating_mul(subscribers);
+        let lost = expected.saturating_sub(delivered);
+        let window_s = window_s.max(1e-9);
+        Self {
+            sent,
+            sent_per_s: sent as f64 / window_s,
+            expected,
+            delivered,
+            delivered_per_s: delivered as f64 / window_s,
+            lost,
+            lost_pct: if expected == 0 {
+                0.0
+            } else {
+                100.0 * lost as f64 / expected as f64
+            },
+        }
+    }
+}
+
+/// The client's own CPU use over the run (publishers, subscribers and all).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub(crate) struct CpuUse {
+    pub(crate) user_s: f64,
+    pub(crate) system_s: f64,
+    /// (user + system) / elapsed, in % of one core.
+    pub(crate) pct_of_one_core: f64,
+}
+
+/// This process's CPU time so far, from `/proc/self/stat`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CpuTimes {
+    user_ticks: u64,
+    system_ticks: u64,
+}
+
+impl CpuTimes {
+    pub(crate) fn read() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/self/stat").ok()?)
+    }
+
+    /// Fields 14 and 15 (utime, stime) of `proc(5)`, counted after the `(comm)` field, which
+    /// may itself hold spaces and parentheses.
+    fn parse(stat: &str) -> Option<Self> {
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let mut fields = rest.split_whitespace().skip(11);
+        Some(Self {
+            user_ticks: fields.next()?.parse().ok()?,
+            system_ticks: fields.next()?.parse().ok()?,
+        })
+    }
+
+    pub(crate) fn since(&self, before: &Self, elapsed: Duration) -> CpuUse {
+        let user_s = self.user_ticks.saturating_sub(before.user_ticks) as f64 / USER_HZ;
+        let system_s = self.system_ticks.saturating_sub(before.system_ticks) as f64 / USER_HZ;
+        CpuUse {
+            user_s,
+            system_s,
+            pct_of_one_core: 100.0 * (user_s + system_s) / elapsed.as_secs_f64().max(1e-9),
+        }
+    }
+}
+
+/// Every figure of one run; this is the JSON document.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FanoutReport {
+    pub(crate) tool: &'static str,
+    pub(crate) version: &'static str,
+    pub(crate) mode: &'static str,
+    pub(crate) command_line: Vec<String>,
+    pub(crate) target: SocketAddr,
+    /// `tcp` or `tls`.
+    pub(crate) transport: &'static str,
+    pub(crate) server_name: Option<String>,
+    pub(crate) tls_version: Option<String>,
+    pub(crate) tls_cipher_suite: Option<String>,
+    pub(crate) mqtt_version: &'static str,
+    pub(crate) qos: u8,
+    /// The lowest QoS the broker granted in the SUBACKs.
+    pub(crate) granted_qos: Option<u8>,
+    pub(crate) publishers: u32,
+    pub(crate) subscribers: u32,
+    pub(crate) subscriber_threads: usize,
+    pub(crate) payload_bytes: usize,
+    /// Messages per second per publisher; 0 = unlimited.
+    pub(crate) rate_per_publisher: u64,
+    /// QoS 1: the in-flight window used (the lowest over the publishers).
+    pub(crate) inflight: Option<u16>,
+    /// Most messages a publisher ran ahead of its slowest subscriber; 0 = no limit.
+    pub(crate) max_ahead: u64,
+    pub(crate) topic_prefix: String,
+    pub(crate) setup_s: f64,
+    pub(crate) warmup_s: f64,
+    /// The measured window.
+    pub(crate) duration_s: f64,
+    /// From the start of publishing to the end of the drain.
+    pub(crate) elapsed_s: f64,
+    pub(crate) started_unix_ms: u128,
+    /// Publications written, warm-up included.
+    pub(crate) sent_total: u64,
+    /// PUBLISH packets received by all subscribers, warm-up and duplicates included.
+    pub(crate) received_total: u64,
+    #[serde(flatten)]
+    pub(crate) figures: Figures,
+    pub(crate) duplicates: u64,
+    pub(crate) out_of_order: u64,
+    /// Subscribers without every publisher's last message at the end of the drain.
+    pub(crate) subscribers_incomplete: u32,
+    /// Subscriber connections that failed during the run.
+    pub(crate) subscribers_failed: u32,
+    /// QoS 1 publications never acknowledged by the broker.
+    pub(crate) unacked: u64,
+    pub(crate) errors: u64,
+    pub(crate) errors_by_kind: BTreeMap<&'static str, ErrorReport>,
+    /// End-to-end latency of the measured deliveries, µs; `null` if none.
+    pub(crate) latency_us: Option<Latency>,
+    pub(crate) client_cpu: Option<CpuUse>,
+    pub(crate) server_rss: Option<RssStats>,
+}
+
+impl FanoutReport {
+    /// The human summary.
+    pub(crate) fn table(&self) -> String {
+        let f = &self.figures;
+        let mut out = String::new();
+        let transport = match (&self.tls_version, &self.tls_cipher_suite) {
+            (Some(v), Some(s)) => format!("TLS ({v}, {s})"),
+            _ => "plain TCP".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "rampart-loadgen mqtt-fanout -> {} ({transport}, MQTT {}, QoS {})",
+            self.target, self.mqtt_version, self.qos
+        );
+        let rate = match self.rate_per_publisher {
+            0 => "unlimited".to_owned(),
+            r => format!("{r} msg/s each"),
+        };
+        let ahead = match self.max_ahead {
+            0 => String::new(),
+            n => format!(", at most {n} ahead of the slowest subscriber"),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<18} {} ({rate}{ahead})",
+            "publishers", self.publishers
+        );
+        let _ = writeln!(
+            out,
+            "  {:<18} {} ({} reader threads)",
+            "subscribers", self.subscribers, self.subscriber_threads
+        );
+        let _ = writeln!(out, "  {:<18} {} B", "payload", self.payload_bytes);
+        if let Some(g) = self.granted_qos
+            && g != self.qos
+        {
+            let _ = writeln!(out, "  {:<18} {g}", "granted QoS");
+        }
+        if let Some(w) = self.inflight {
+            let _ = writeln!(out, "  {:<18} {w} per publisher", "in-flight window");
+        }
+        let _ = writeln!(
+            out,
+            "  {:<18} setup {:.2} s, warm-up {:.2} s, measured {:.2} s, total {:.2} s",
+            "time", self.setup_s, self.warmup_s, self.duration_s, self.elapsed_s
+        );
+        let _ = writeln!(
+            out,
+            "  {:<18} {} ({:.1} msg/s)",
+            "sent", f.sent, f.sent_per_s
+        );
+        let _ = writeln!(out, "  {:<18} {}", "expected", f.expected);
+        let _ = writeln!(
+            out,
+            "  {:<18} {} ({:.1} msg/s)",
+            "delivered", f.delivered, f.delivered_per_s
+        );
+        let _ = writeln!(out, "  {:<18} {} ({:.3} %)", "lost", f.lost, f.lost_pct);
+        let _ = writeln!(
+            out,
+            "  {:<18} {} duplicates, {} out of order",
+            "order", self.duplicates, self.out_of_order
+        );
+        if self.subscribers_incomplete > 0 || self.subscribers_failed > 0 || self.unacked > 0 {
+            let _ = writeln!(
+                out,
+                "  {:<18} {} subscribers incomplete, {} failed, {} unacked publications",
+                "anomalies", self.subscribers_incomplete, self.subscribers_failed, self.unacked
+            );
+        }
+        let _ = writeln!(out, "  {:<18} {}", "errors", self.errors);
+        for (kind, e) in &self.errors_by_kind {
+            let _ = writeln!(out, "    {kind:<22} {:>8}  e.g. {}", e.count, e.example);
+        }
+        match &self.latency_us {
+            Some(l) => {
+                let _ = writeln!(
+                    out,
+                    "  latency            {:>10} {:>10} {:>10} {:>10} {:>10}",
+                    "p50", "p99", "p99.9", "max", "mean"
+                );
+                let _ = writeln!(
+                    out,
+                    "                     {:>10} {:>10} {:>10} {:>10} {:>10}",
+                    fmt_us(l.p50),
+                    fmt_us(l.p99),
+                    fmt_us(l.p999),
+                    fmt_us(l.max),
+                    fmt_us(l.mean.round() as u64),
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  latency            (no delivery measured)");
+            }
+        }
+        if let Some(c) = &self.client_cpu {
+            let _ = writeln!(
+                out,
+                "  {:<18} user {:.2} s, system {:.2} s ({:.0} % of one core)",
+                "client CPU", c.user_s, c.system_s, c.pct_of_one_core
+            );
+        }
+        if let Some(rss) = &self.server_rss {
+            let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+            let _ = writeln!(
+                out,
+                "  {:<18} pid {}: start {}, peak {}, final {}{} ({} samples)",
+                "server RSS",
+                rss.pid,
+                mib(rss.start_kib),
+                mib(rss.peak_kib),
+                rss.final_kib.map_or_else(|| "n/a".to_owned(), mib),
+                if rss.exited { ", process exited" } else { "" },
+                rss.samples,
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hdrhistogram::Histogram;
+
+    use super::*;
+
+    #[test]
+    fn figures() {
+        let f = Figures::compute(1000, 10, 9_990, 2.0);
+        assert_eq!(f.expected, 10_000);
+        assert_eq!(f.lost, 10);
+        assert!((f.lost_pct - 0.1).abs() < 1e-9);
+        assert!((f.sent_per_s - 500.0).abs() < 1e-9);
+        assert!((f.delivered_per_s - 4995.0).abs() < 1e-9);
+        // Nothing sent: nothing lost, no division by zero.
+        let none = Figures::compute(0, 100, 0, 10.0);
+        assert_eq!((none.expected, none.lost, none.lost_pct), (0, 0, 0.0));
+        // More delivered than expected (cannot happen, but must not underflow).
+        assert_eq!(Figures::compute(1, 1, 2, 1.0).lost, 0);
+    }
+
+    #[test]
+    fn cpu_times() {
+        let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 \
+                    3 0 100 0 0";
+        let t = CpuTimes::parse(stat).unwrap();
+        assert_eq!((t.user_ticks, t.system_ticks), (250, 75));
+        let before = CpuTimes {
+            user_ticks: 50,
+            system_ticks: 25,
+        };
+        let u = t.since(&before, Duration::from_secs(4));
+        assert!((u.user_s - 2.0).abs() < 1e-9 && (u.system_s - 0.5).abs() < 1e-9);
+        assert!((u.pct_of_one_core - 62.5).abs() < 1e-9);
+        assert!(CpuTimes::read().is_some());
+        assert_eq!(CpuTimes::parse("garbage"), None);
+    }
+
+    fn report() -> FanoutReport {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        for v in 1..=1000 {
+            h.record(v).unwrap();
+        }
+        h.record(50_000).unwrap();
+        let latency = Latency::from_histogram(&h).unwrap();
+        assert_eq!(latency.max, 50_015); // hdrhistogram's highest equivalent value
+        assert!((499..=501).contains(&latency.p50));
+        assert!((989..=991).contains(&latency.p99));
+        FanoutReport {
+            tool: "rampart-loadgen",
+            version: "0",
+            mode: "mqtt-fanout",
+            command_line: vec!["rampart-loadgen".into(), "mqtt-fanout".into()],
+            target: "127.0.0.1:1883".parse().unwrap(),
+            transport: "tcp",
+            server_name: None,
+            tls_version: None,
+            tls_cipher_suite: None,
+            mqtt_version: "3.1.1",
+            qos: 1,
+            granted_qos: Some(1),
+            publishers: 1,
+            subscribers: 10,
+            subscriber_threads: 2,
+            payload_bytes: 100,
+            rate_per_publisher: 0,
+            inflight: Some(64),
+            max_ahead: 1000,
+            topic_prefix: "loadgen/1".into(),
+            setup_s: 0.1,
+            warmup_s: 1.0,
+            duration_s: 2.0,
+            elapsed_s: 3.2,
+            started_unix_ms: 1,
+            sent_total: 1500,
+            received_total: 15_000,
+            figures: Figures::compute(1000, 10, 10_000, 2.0),
+            duplicates: 0,
+            out_of_order: 0,
+            subscribers_incomplete: 0,
+            subscribers_failed: 0,
+            unacked: 0,
+            errors: 0,
+            errors_by_kind: BTreeMap::new(),
+            latency_us: Some(latency),
+            client_cpu: None,
+            server_rss: None,
+        }
+    }
+
+    #[test]
+    fn json_has_every_figure() {
+        let v = serde_json::to_value(report()).unwrap();
+        for key in [
+            "command_line",
+            "sent",
+            "sent_per_s",
+            "expected",
+            "delivered",
+            "delivered_per_s",
+            "lost",
+            "lost_pct",
+            "duplicates",
+            "out_of_order",
+            "errors",
+            "latency_us",
+            "client_cpu",
+            "server_rss",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing in {v}");
+        }
+        assert_eq!(v["expected"], 10_000);
+        assert_eq!(v["delivered_per_s"], 5000.0);
+        assert_eq!(
+            v["latency_us"]["p999"].as_u64().map(|p| p >= 1000),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn table() {
+        let t = report().table();
+        assert!(t.contains("delivered          10000 (5000.0 msg/s)"), "{t}");
+        assert!(t.contains("lost               0 (0.000 %)"), "{t}");
+        assert!(t.contains("in-flight window   64 per publisher"), "{t}");
+        assert!(!t.contains("anomalies"), "{t}");
+    }
+}
