@@ -404,6 +404,9 @@ pub(crate) struct Broker {
     checked_generation: u64,
     /// Live connections per account on this core.
     per_account: HashMap<String, u32>,
+    /// Drops already reported in the log, and when.
+    drops_logged: u64,
+    drops_logged_at: Instant,
 }
 
 impl Broker {
@@ -438,6 +441,8 @@ impl Broker {
             next_persist: Instant::now(),
             checked_generation: 0,
             per_account: HashMap::new(),
+            drops_logged: 0,
+            drops_logged_at: Instant::now(),
         }
     }
 
@@ -1638,9 +1643,39 @@ impl Broker {
             }
         }
         self.recheck_policy();
+        self.log_drops(now);
         if self.dirty && now >= self.next_persist {
             self.persist(now, false);
         }
+    }
+
+    /// Says, at most every 10 s per core, how many deliveries were dropped since it last said
+    /// (every drop is counted in the metrics; this makes overload visible in the log too).
+    fn log_drops(&mut self, now: Instant) {
+        if now.duration_since(self.drops_logged_at) < Duration::from_secs(10) {
+            return;
+        }
+        let st = &self.stats;
+        let counts = [
+            st.dropped_qos0_slow.load(Ordering::Relaxed),
+            st.dropped_queue_full.load(Ordering::Relaxed),
+            st.dropped_memory.load(Ordering::Relaxed),
+            st.dropped_cross_core.load(Ordering::Relaxed),
+        ];
+        let total: u64 = counts.iter().sum();
+        if total > self.drops_logged {
+            tracing::warn!(
+                message = "Deliveries dropped: subscribers or cores could not keep up.",
+                core = self.core,
+                since_last = total - self.drops_logged,
+                qos0_outbox_full = counts[0],
+                session_queue_full = counts[1],
+                memory_budget = counts[2],
+                cross_core_queue_full = counts[3]
+            );
+            self.drops_logged = total;
+        }
+        self.drops_logged_at = now;
     }
 
     /// After a policy change: disconnect sessions whose account is gone or disabled, and drop
