@@ -318,6 +318,8 @@ struct Session {
     subs: BTreeMap<TopicFilter, OwnSub>,
     inflight: BTreeMap<u16, Inflight>,
     queue: VecDeque<Pending>,
+    /// Payload bytes in `queue` (counted in the global budget too).
+    queued_bytes: usize,
     /// Incoming QoS 2 packet ids delivered and waiting for PUBREL.
     incoming: HashSet<u16>,
     next_pid: u16,
@@ -663,6 +665,7 @@ impl Broker {
                 subs: BTreeMap::new(),
                 inflight: BTreeMap::new(),
                 queue: VecDeque::new(),
+                queued_bytes: 0,
                 incoming: HashSet::new(),
                 next_pid: 1,
                 expiry: 0,
@@ -683,6 +686,7 @@ impl Broker {
         let Some(s) = self.sessions.remove(&key) else {
             return;
         };
+        self.budget.fetch_sub(s.queued_bytes, Ordering::Relaxed);
         if self.by_client.get(&s.client_id) == Some(&key) {
             self.by_client.remove(&s.client_id);
         }
@@ -1224,10 +1228,22 @@ impl Broker {
             self.push(key, frame);
             return;
         }
-        if s.queue.len() >= self.cfg.max_queued_messages {
+        let size = msg.payload.len();
+        // The session queue is bounded in messages and bytes (a single message larger than
+        // the byte bound still goes into an empty queue), and counts against the global
+        // memory budget like the outboxes.
+        let full = s.queue.len() >= self.cfg.max_queued_messages
+            || (s.queued_bytes + size > self.cfg.max_queued_bytes && !s.queue.is_empty());
+        if full {
             bump(&self.stats.dropped_queue_full, 1);
             return;
         }
+        if self.budget.load(Ordering::Relaxed) + size > self.cfg.memory_budget_bytes {
+            bump(&self.stats.dropped_memory, 1);
+            return;
+        }
+        self.budget.fetch_add(size, Ordering::Relaxed);
+        s.queued_bytes += size;
         self.dirty = true;
         s.queue.push_back(Pending {
             msg: msg.clone(),
@@ -1257,6 +1273,9 @@ impl Broker {
             let Some(p) = s.queue.pop_front() else {
                 return;
             };
+            s.queued_bytes -= p.msg.payload.len();
+            self.budget
+                .fetch_sub(p.msg.payload.len(), Ordering::Relaxed);
             if p.msg.expired(now) {
                 bump(&self.stats.dropped_expired, 1);
                 continue;
@@ -1788,12 +1807,17 @@ impl Broker {
                 retain: p.retain,
                 sub_ids: p.sub_ids,
             };
-            let s = self.session(key);
+            let size = pending.msg.payload.len();
+            let s = self.sessions.get_mut(&key).expect("session just created");
             match p.pid {
                 Some(pid) => {
                     s.inflight.insert(pid, Inflight::Publish(pending));
                 }
-                None => s.queue.push_back(pending),
+                None => {
+                    s.queued_bytes += size;
+                    s.queue.push_back(pending);
+                    self.budget.fetch_add(size, Ordering::Relaxed);
+                }
             }
         }
         let s = self.session(key);
