@@ -71,9 +71,10 @@ pub struct BrokerConfig {
     pub max_session_expiry_secs: u32,
     /// Deliveries queued per client: QoS 0 in its outbox, QoS 1/2 in its session. Default 1000.
     pub max_queued_messages: usize,
-    /// Bytes queued in one client's outbox. Default 16 MiB.
+    /// Bytes queued in one client's outbox, and payload bytes in its session queue.
+    /// Default 16 MiB.
     pub max_queued_bytes: usize,
-    /// Bytes queued in every outbox of every core together. Default 1 GiB.
+    /// Bytes queued in every outbox and session queue of every core together. Default 1 GiB.
     pub memory_budget_bytes: usize,
     /// What a full outbox means. Default drop QoS 0.
     pub slow_policy: SlowPolicy,
