@@ -67,9 +67,16 @@ impl Broker {
 
     /// With extra `[dataplane.broker]` lines and extra `[dataplane.mqtt]` lines.
     fn with(name: &'static str, broker: &str, mqtt: &str) -> Self {
+        Self::with_dataplane(name, "", broker, mqtt)
+    }
+
+    /// Also with extra `[dataplane]` lines.
+    fn with_dataplane(name: &'static str, dataplane: &str, broker: &str, mqtt: &str) -> Self {
         let plain = free_port();
         let install = Install::with(
-            &format!("[dataplane.broker]\nplain_listen = [\"127.0.0.1:{plain}\"]\n{broker}"),
+            &format!(
+                "{dataplane}\n[dataplane.broker]\nplain_listen = [\"127.0.0.1:{plain}\"]\n{broker}"
+            ),
             ["off", mqtt, "off"],
         );
         let up = install.start("up");
@@ -445,6 +452,10 @@ fn collect(mut r: impl Read + Send + 'static) -> (Stream, JoinHandle<()>) {
 }
 
 impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn spawn(mut cmd: Command, what: &str) -> Self {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -2474,4 +2485,105 @@ fn packets_split_across_reads_on_the_plain_listener_arrive_whole() {
         vec!["first", "second", "third"],
         "{done:?}"
     );
+}
+
+/// `GET /metrics` on the loopback metrics port.
+fn scrape(port: u16) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{port}/metrics"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl is installed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn metrics_count_traffic_and_queues_drain_to_zero_when_clients_leave() {
+    let port = free_port();
+    let b = Broker::with_dataplane(
+        "metrics",
+        &format!("metrics_listen = \"127.0.0.1:{port}\""),
+        "",
+        "",
+    );
+    let acc = b.scenectrl();
+    let topic = b.topic("m");
+    // A subscriber that is killed while messages are on their way to it, one that is taken
+    // over, and one that reads everything.
+    let doomed = b.subscribe(
+        "mqttv5",
+        &acc,
+        &["-i", &b.id("doomed"), "-q", "1", "-t", &topic],
+    );
+    let taken = b.subscribe("mqttv311", &acc, &["-i", &b.id("taken"), "-t", &topic]);
+    let reader = b.subscribe("mqttv5", &acc, &["-q", "1", "-t", &topic, "-C", "200"]);
+    let mut publisher = b.raw_connected(5, &b.id("metrics-pub"));
+    let mut stream = Vec::new();
+    for i in 0..200u16 {
+        let payload = format!("m{i}");
+        stream.extend(publish_qos(
+            true,
+            1,
+            false,
+            topic.as_bytes(),
+            i + 1,
+            payload.as_bytes(),
+        ));
+    }
+    publisher.write_all(&stream).unwrap();
+    for _ in 0..200 {
+        let (first, _) = read_packet(&mut publisher).unwrap().expect("PUBACK");
+        assert_eq!(first, 0x40);
+    }
+    drop(publisher);
+    let _ = Command::new("kill")
+        .args(["-KILL", &doomed.pid().to_string()])
+        .status();
+    // Taking over `taken` closes its first connection.
+    let again = b.subscribe("mqttv311", &acc, &["-i", &b.id("taken"), "-t", &topic]);
+    let got = reader.finish(Duration::from_secs(20));
+    assert_eq!(payloads(&got.stdout).len(), 200, "{got:?}");
+    drop(again.finish(Duration::from_millis(100)));
+    drop(taken.finish(Duration::from_millis(100)));
+    drop(doomed.finish(Duration::from_millis(100)));
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape(port);
+        let clients = metric(&text, "rampart_mqtt_clients");
+        let queued = metric(&text, "rampart_mqtt_queued_bytes");
+        let outbox = metric(&text, "rampart_mqtt_outbox_messages");
+        if clients == 0.0 && queued == 0.0 && outbox == 0.0 {
+            assert!(
+                metric(&text, "rampart_mqtt_messages_in_total") >= 200.0,
+                "{text}"
+            );
+            assert!(
+                metric(&text, "rampart_mqtt_messages_out_total") >= 400.0,
+                "{text}"
+            );
+            assert!(
+                metric(&text, "rampart_mqtt_takeovers_total") >= 1.0,
+                "{text}"
+            );
+            assert!(
+                metric(&text, "rampart_mqtt_delivery_wait_seconds_count") > 0.0,
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queues did not drain: clients {clients} queued bytes {queued} outbox {outbox}\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tracing::{info, warn};
@@ -25,6 +26,8 @@ pub(crate) struct Sources {
     pub(crate) broker: BrokerStats,
     /// Each core's cross-core inbox, for its depth.
     pub(crate) inboxes: Vec<Sender<BrokerMsg>>,
+    /// Bytes queued to MQTT clients on every core (outboxes and session queues).
+    pub(crate) queued_bytes: Arc<AtomicUsize>,
 }
 
 /// Binds `addr` and serves from a background thread.
@@ -108,6 +111,16 @@ pub(crate) fn render(s: &Sources) -> String {
     }
     let _ = writeln!(
         o,
+        "# HELP rampart_mqtt_queued_bytes Bytes queued to clients (the global memory budget's use)."
+    );
+    let _ = writeln!(o, "# TYPE rampart_mqtt_queued_bytes gauge");
+    let _ = writeln!(
+        o,
+        "rampart_mqtt_queued_bytes {}",
+        s.queued_bytes.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        o,
         "# HELP rampart_mqtt_inbox_messages Messages from other cores waiting, per core."
     );
     let _ = writeln!(o, "# TYPE rampart_mqtt_inbox_messages gauge");
@@ -165,7 +178,9 @@ mod tests {
             counters,
             broker,
             inboxes: vec![tx0, tx1],
+            queued_bytes: Arc::new(AtomicUsize::new(7)),
         });
+        assert!(text.contains("rampart_mqtt_queued_bytes 7"));
         assert!(text.contains("rampart_connections_total{protocol=\"mqtt\",event=\"accepted\"} 1"));
         assert!(text.contains("rampart_mqtt_messages_in_total 3"));
         assert!(text.contains("rampart_mqtt_inbox_messages{core=\"1\"} 5"));

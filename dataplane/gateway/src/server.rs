@@ -265,6 +265,7 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         drain_timeout: config.drain_timeout,
     });
     let metrics_inboxes = shared.broker_tx.clone();
+    let metrics_budget = shared.broker_budget.clone();
     let main = Arc::new(move |ctx: CoreCtx<CoreMsg>| -> CoreFuture {
         Box::pin(core_main(ctx, shared.clone()))
     });
@@ -299,6 +300,7 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
             counters: counters.clone(),
             broker: broker_stats.clone(),
             inboxes: metrics_inboxes,
+            queued_bytes: metrics_budget,
         };
         crate::prometheus::spawn(addr, sources).map_err(|source| Error::Bind {
             protocol: "metrics",
