@@ -1273,7 +1273,7 @@ impl Broker {
             let Some(p) = s.queue.pop_front() else {
                 return;
             };
-            s.queued_bytes -= p.msg.payload.len();
+            s.queued_bytes = s.queued_bytes.saturating_sub(p.msg.payload.len());
             self.budget
                 .fetch_sub(p.msg.payload.len(), Ordering::Relaxed);
             if p.msg.expired(now) {

@@ -829,7 +829,7 @@ async fn write_loop(
                     bytes += f.len();
                     batch.extend(ob.frames.pop_front());
                 }
-                ob.bytes -= bytes;
+                ob.bytes = ob.bytes.saturating_sub(bytes);
                 if let Some(t) = ob.since.take() {
                     let waited = t.elapsed().as_micros();
                     core.stats
