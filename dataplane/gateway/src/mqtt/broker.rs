@@ -1181,9 +1181,9 @@ impl Broker {
         let Some(s) = self.sessions.get_mut(&key) else {
             return;
         };
-        // Receiving is authorised at SUBSCRIBE (a filter within a `read` rule and clear of
-        // every `deny`), and `recheck_policy` drops subscriptions a new policy no longer
-        // allows, so nothing is decided per delivered message.
+        // Receiving was authorised by the caller: at SUBSCRIBE for a wholly readable filter
+        // (`readable`), per message otherwise (`may_receive`); `recheck_policy` keeps both
+        // true to the policy in force.
         if qos == QoS::AtMostOnce {
             let Some(link) = s.link.as_mut() else {
                 return; // QoS 0 is not queued for offline sessions.
