@@ -32,7 +32,9 @@ fn loadgen() -> &'static Path {
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().unwrap().parent().unwrap();
         let bin = profile_dir.join("rampart-loadgen");
-        if bin.is_file() {
+        // `cargo test --workspace` builds it; `cargo test -p rampart-cli` may leave an older
+        // one behind: use it only if it is newer than every loadgen source file.
+        if bin.is_file() && newer_than_sources(&bin) {
             return bin;
         }
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
@@ -51,6 +53,30 @@ fn loadgen() -> &'static Path {
             .join(if release { "release" } else { "debug" })
             .join("rampart-loadgen")
     })
+}
+
+/// Whether `bin` was modified after every file under `loadgen/src` and the codec crate.
+fn newer_than_sources(bin: &Path) -> bool {
+    fn newest(dir: &Path, acc: &mut std::time::SystemTime) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                newest(&path, acc);
+            } else if let Ok(m) = e.metadata().and_then(|m| m.modified()) {
+                *acc = (*acc).max(m);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut sources = std::time::SystemTime::UNIX_EPOCH;
+    newest(&root.join("loadgen/src"), &mut sources);
+    newest(&root.join("dataplane/proto/mqtt/src"), &mut sources);
+    std::fs::metadata(bin)
+        .and_then(|m| m.modified())
+        .is_ok_and(|built| built > sources)
 }
 
 /// `rampart up` with a plain-TCP loopback listener next to the TLS one.

@@ -26,8 +26,10 @@ use rustls::ServerConnection;
 
 use crate::stream::ConnError;
 
-/// Size of one socket read.
+/// Largest socket read: a TLS record is at most 16 KiB of plaintext plus overhead.
 const READ_CHUNK: usize = 18 * 1024;
+/// Smallest socket read.
+const MIN_READ: usize = 512;
 /// Plaintext sealed at once: one full TLS record.
 const RECORD: usize = 16 * 1024;
 
@@ -37,6 +39,8 @@ pub struct TlsReader {
     tcp: TcpStream,
     tls: Rc<RefCell<ServerConnection>>,
     buf: Option<Vec<u8>>,
+    /// How much the next socket read asks for.
+    read_size: usize,
     /// Plaintext decrypted before the split, handed out first.
     early: Vec<u8>,
     peer_closed: bool,
@@ -67,6 +71,7 @@ pub(crate) fn split(
             tcp: rd,
             tls: tls.clone(),
             buf: None,
+            read_size: MIN_READ,
             early,
             peer_closed: false,
         },
@@ -102,10 +107,13 @@ impl TlsReader {
             if self.peer_closed {
                 return Ok(0);
             }
-            let mut buf = self
-                .buf
-                .take()
-                .unwrap_or_else(|| Vec::with_capacity(READ_CHUNK));
+            // Small reads while the connection is quiet (an idle connection's pending read then
+            // holds a small buffer), doubling while they come back full.
+            let want = self.read_size;
+            let mut buf = match self.buf.take() {
+                Some(b) if b.capacity() >= want && b.capacity() <= 4 * want => b,
+                _ => Vec::with_capacity(want),
+            };
             buf.clear();
             let read = self.tcp.read(buf);
             let BufResult(res, buf) = match deadline {
@@ -126,6 +134,13 @@ impl TlsReader {
                 self.peer_closed = true;
                 return Ok(0);
             }
+            self.read_size = if n >= want {
+                (want * 2).min(READ_CHUNK)
+            } else if n < want / 4 {
+                (want / 2).max(MIN_READ)
+            } else {
+                want
+            };
             let before = dst.len();
             let fed = self.feed(&buf[..n], dst);
             self.buf = Some(buf);

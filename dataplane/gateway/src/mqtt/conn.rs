@@ -30,7 +30,7 @@ use super::broker::{Broker, BrokerMsg, Frame, Login, Outbox, OutboxRef, home_cor
 use super::extauth::{self, ACC_SUBSCRIBE, ACC_WRITE, ExtAuth};
 use super::stats::{CoreStats, bump};
 use super::throttle::Throttle;
-use super::transport::{Reader, Writer, read_plain};
+use super::transport::{ReadSize, Reader, Writer, read_plain};
 use crate::conn::ConnCtx;
 use crate::link::{LinkHandle, PasswordVerdict};
 use crate::metrics::Event;
@@ -104,7 +104,8 @@ impl Io {
                 Ok(n)
             }
             Self::Plain(tcp) => {
-                let n = read_plain(tcp, dst, clock.deadline(), stage).await?;
+                let mut size = ReadSize::default();
+                let n = read_plain(tcp, dst, clock.deadline(), stage, &mut size).await?;
                 clock.on_bytes(n);
                 Ok(n)
             }
@@ -141,7 +142,10 @@ impl Io {
             }
             Self::Plain(tcp) => {
                 let (r, w) = tcp.into_split();
-                (Reader::Plain(r), Writer::plain(w, write_stall))
+                (
+                    Reader::Plain(r, ReadSize::default()),
+                    Writer::plain(w, write_stall),
+                )
             }
         }
     }
@@ -620,6 +624,10 @@ async fn read_loop(
         });
         if paused.await {
             last = Instant::now();
+        }
+        // A drained buffer that grew large is given back while the connection waits.
+        if buf.is_empty() && buf.capacity() > 16 * 1024 {
+            buf = BytesMut::new();
         }
         let deadline = keepalive.map(|k| last + k);
         let read = unless_drained(

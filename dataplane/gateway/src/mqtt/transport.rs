@@ -27,7 +27,7 @@ const MAX_IOV: usize = 512;
 #[derive(Debug)]
 pub(crate) enum Reader {
     Tls(TlsReader),
-    Plain(TcpStream),
+    Plain(TcpStream, ReadSize),
 }
 
 /// The writing half.
@@ -51,7 +51,7 @@ impl Reader {
     ) -> Result<usize, ConnError> {
         match self {
             Self::Tls(r) => r.read(dst, deadline, stage).await,
-            Self::Plain(tcp) => read_plain(tcp, dst, deadline, stage).await,
+            Self::Plain(tcp, size) => read_plain(tcp, dst, deadline, stage, size).await,
         }
     }
 
@@ -59,7 +59,7 @@ impl Reader {
     pub(crate) fn wants_write(&self) -> bool {
         match self {
             Self::Tls(r) => r.wants_write(),
-            Self::Plain(_) => false,
+            Self::Plain(..) => false,
         }
     }
 }
@@ -129,14 +129,54 @@ impl Writer {
     }
 }
 
+/// How much one read asks for: small while a connection is quiet (an idle connection's
+/// pending read holds only a small buffer), doubling while reads come back full, up to
+/// [`READ_CHUNK`] × 4.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadSize(usize);
+
+/// The smallest read.
+const MIN_READ: usize = 512;
+
+impl Default for ReadSize {
+    fn default() -> Self {
+        Self(MIN_READ)
+    }
+}
+
+impl ReadSize {
+    pub(crate) fn get(self) -> usize {
+        self.0
+    }
+
+    /// Adapts to a read of `n` bytes that asked for the current size.
+    pub(crate) fn after(&mut self, n: usize) {
+        let want = self.0;
+        self.0 = if n >= want {
+            (want * 2).min(READ_CHUNK * 4)
+        } else if n < want / 4 {
+            (want / 2).max(MIN_READ)
+        } else {
+            want
+        };
+    }
+}
+
 /// One socket read appended to `dst`, raced against `deadline`.
 pub(crate) async fn read_plain(
     tcp: &mut TcpStream,
     dst: &mut BytesMut,
     deadline: Option<Instant>,
     stage: Timeout,
+    size: &mut ReadSize,
 ) -> Result<usize, ConnError> {
-    dst.reserve(READ_CHUNK);
+    let want = size.get();
+    // A drained buffer that grew large goes back to the allocator while the connection waits
+    // (payloads still referring to it keep their part alive).
+    if dst.is_empty() && dst.capacity() > 4 * want {
+        *dst = BytesMut::new();
+    }
+    dst.reserve(want);
     let buf = std::mem::take(dst);
     // `append`, not `read`: compio's `read` fills the buffer from its start, which would
     // overwrite the partial packet kept from the previous read.
@@ -148,7 +188,9 @@ pub(crate) async fn read_plain(
         None => read.await,
     };
     *dst = buf;
-    Ok(res?)
+    let n = res?;
+    size.after(n);
+    Ok(n)
 }
 
 /// Writes every buffer in `iov`, `MAX_IOV` at a time, under the write-progress clock. Leaves
@@ -196,4 +238,27 @@ async fn write_all_vectored(
     clock.on_idle();
     *iov = pending;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_size_grows_while_reads_are_full_and_shrinks_when_quiet() {
+        let mut s = ReadSize::default();
+        assert_eq!(s.get(), MIN_READ);
+        for _ in 0..20 {
+            let n = s.get();
+            s.after(n);
+        }
+        assert_eq!(s.get(), READ_CHUNK * 4);
+        // A moderately full read keeps the size.
+        s.after(READ_CHUNK * 2);
+        assert_eq!(s.get(), READ_CHUNK * 4);
+        for _ in 0..20 {
+            s.after(10);
+        }
+        assert_eq!(s.get(), MIN_READ);
+    }
 }
