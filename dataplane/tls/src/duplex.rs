@@ -13,7 +13,7 @@
 //! record and one system call per flush, not per MQTT packet.
 
 use std::cell::RefCell;
-use std::io::{self, Write};
+use std::io::Write;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -24,12 +24,10 @@ use compio::net::TcpStream;
 use rampart_deadline::{Timeout, WriteClock};
 use rustls::ServerConnection;
 
-use crate::stream::ConnError;
+use crate::stream::{ConnError, ReadSize, write_clocked};
 
 /// Largest socket read: a TLS record is at most 16 KiB of plaintext plus overhead.
 const READ_CHUNK: usize = 18 * 1024;
-/// Smallest socket read.
-const MIN_READ: usize = 512;
 /// Plaintext sealed at once: one full TLS record.
 const RECORD: usize = 16 * 1024;
 
@@ -40,7 +38,7 @@ pub struct TlsReader {
     tls: Rc<RefCell<ServerConnection>>,
     buf: Option<Vec<u8>>,
     /// How much the next socket read asks for.
-    read_size: usize,
+    read_size: ReadSize,
     /// Plaintext decrypted before the split, handed out first.
     early: Vec<u8>,
     peer_closed: bool,
@@ -71,7 +69,7 @@ pub(crate) fn split(
             tcp: rd,
             tls: tls.clone(),
             buf: None,
-            read_size: MIN_READ,
+            read_size: ReadSize::new(READ_CHUNK),
             early,
             peer_closed: false,
         },
@@ -109,7 +107,7 @@ impl TlsReader {
             }
             // Small reads while the connection is quiet (an idle connection's pending read then
             // holds a small buffer), doubling while they come back full.
-            let want = self.read_size;
+            let want = self.read_size.get();
             let mut buf = match self.buf.take() {
                 Some(b) if b.capacity() >= want && b.capacity() <= 4 * want => b,
                 _ => Vec::with_capacity(want),
@@ -134,13 +132,7 @@ impl TlsReader {
                 self.peer_closed = true;
                 return Ok(0);
             }
-            self.read_size = if n >= want {
-                (want * 2).min(READ_CHUNK)
-            } else if n < want / 4 {
-                (want / 2).max(MIN_READ)
-            } else {
-                want
-            };
+            self.read_size.after(n);
             let before = dst.len();
             let fed = self.feed(&buf[..n], dst);
             self.buf = Some(buf);
@@ -243,23 +235,8 @@ impl TlsWriter {
         if self.out.is_empty() {
             return Ok(());
         }
-        self.clock.on_pending(Instant::now());
-        let mut buf = std::mem::take(&mut self.out);
-        while !buf.is_empty() {
-            let deadline = self.clock.deadline().unwrap_or_else(Instant::now);
-            let BufResult(res, returned) = compio::time::timeout_at(deadline, self.tcp.write(buf))
-                .await
-                .map_err(|_| ConnError::Timeout(Timeout::WriteStall))?;
-            buf = returned;
-            let n = res?;
-            if n == 0 {
-                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
-            }
-            // Only a partial write moves bytes.
-            buf.drain(..n);
-            self.clock.on_progress(Instant::now());
-        }
-        self.clock.on_idle();
+        let buf = std::mem::take(&mut self.out);
+        let buf = write_clocked(&mut self.tcp, &mut self.clock, buf).await?;
         self.out = buf;
         Ok(())
     }

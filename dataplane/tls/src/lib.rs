@@ -34,7 +34,7 @@ pub mod stream;
 
 /// Re-exported so the data plane reaches rustls only through this crate (house style rule 8).
 pub use rustls::ServerConfig;
-pub use stream::{ConnError, IoLimits, TlsParts, TlsStream};
+pub use stream::{ConnError, IoLimits, ReadSize, TlsParts, TlsStream};
 
 /// Why certificates could not be loaded.
 #[derive(Debug, thiserror::Error)]

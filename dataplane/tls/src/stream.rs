@@ -36,6 +36,45 @@ pub enum ConnError {
     Io(#[from] io::Error),
 }
 
+/// How much one socket read asks for: small while a connection is quiet (an idle connection's
+/// pending read then holds only a small buffer), doubling while reads come back full, up to a
+/// maximum; halving when they come back at less than a quarter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadSize {
+    cur: usize,
+    max: usize,
+}
+
+impl ReadSize {
+    /// The smallest read.
+    pub const MIN: usize = 512;
+
+    /// Starts at [`ReadSize::MIN`], grows to at most `max`.
+    pub fn new(max: usize) -> Self {
+        Self {
+            cur: Self::MIN,
+            max: max.max(Self::MIN),
+        }
+    }
+
+    /// What the next read asks for.
+    pub fn get(self) -> usize {
+        self.cur
+    }
+
+    /// Adapts to a read of `n` bytes that asked for [`ReadSize::get`].
+    pub fn after(&mut self, n: usize) {
+        let want = self.cur;
+        self.cur = if n >= want {
+            (want * 2).min(self.max)
+        } else if n < want / 4 {
+            (want / 2).max(Self::MIN)
+        } else {
+            want
+        };
+    }
+}
+
 /// Where decrypted bytes go: a `Vec<u8>` or a `BytesMut`.
 pub(crate) trait Plaintext {
     /// Grows by `n` zeroed bytes and returns them.
@@ -82,6 +121,32 @@ pub(crate) fn feed(
         }
     }
     Ok(false)
+}
+
+/// Writes all of `buf` to `tcp`, each write raced against `clock`'s deadline; returns the
+/// emptied buffer for reuse. Used by both kinds of TLS stream.
+pub(crate) async fn write_clocked(
+    tcp: &mut TcpStream,
+    clock: &mut WriteClock,
+    mut buf: Vec<u8>,
+) -> Result<Vec<u8>, ConnError> {
+    clock.on_pending(Instant::now());
+    while !buf.is_empty() {
+        let deadline = clock.deadline().unwrap_or_else(Instant::now);
+        let BufResult(res, returned) = compio::time::timeout_at(deadline, tcp.write(buf))
+            .await
+            .map_err(|_| ConnError::Timeout(Timeout::WriteStall))?;
+        buf = returned;
+        let n = res?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+        }
+        clock.on_progress(Instant::now());
+        // Only a partial write moves bytes.
+        buf.drain(..n);
+    }
+    clock.on_idle();
+    Ok(buf)
 }
 
 /// Who caused an error: decides the log level (house style rule 15).
@@ -336,22 +401,31 @@ impl TlsStream {
         while self.tls.wants_write() {
             self.tls.write_tls(&mut buf)?;
         }
-        self.write_clock.on_pending(Instant::now());
-        while !buf.is_empty() {
-            let deadline = self.write_clock.deadline().unwrap_or_else(Instant::now);
-            let BufResult(res, returned) = compio::time::timeout_at(deadline, self.tcp.write(buf))
-                .await
-                .map_err(|_| ConnError::Timeout(Timeout::WriteStall))?;
-            buf = returned;
-            let n = res?;
-            if n == 0 {
-                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
-            }
-            self.write_clock.on_progress(Instant::now());
-            buf.drain(..n);
-        }
-        self.write_clock.on_idle();
+        let buf = write_clocked(&mut self.tcp, &mut self.write_clock, buf).await?;
         self.write_buf = Some(buf);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadSize;
+
+    #[test]
+    fn read_size_grows_while_reads_are_full_and_shrinks_when_quiet() {
+        let mut s = ReadSize::new(64 * 1024);
+        assert_eq!(s.get(), ReadSize::MIN);
+        for _ in 0..20 {
+            let n = s.get();
+            s.after(n);
+        }
+        assert_eq!(s.get(), 64 * 1024);
+        // A moderately full read keeps the size.
+        s.after(32 * 1024);
+        assert_eq!(s.get(), 64 * 1024);
+        for _ in 0..20 {
+            s.after(10);
+        }
+        assert_eq!(s.get(), ReadSize::MIN);
     }
 }

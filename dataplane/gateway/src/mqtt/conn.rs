@@ -21,7 +21,7 @@ use rampart_mqtt_proto::{
 };
 use rampart_policy::snapshot::{AuthDecision, DenyReason};
 use rampart_rt::channel::Sender;
-use rampart_tls::{ConnError, TlsParts, TlsStream};
+use rampart_tls::{ConnError, ReadSize, TlsParts, TlsStream};
 use tracing::{debug, info};
 
 use super::BrokerConfig;
@@ -30,7 +30,7 @@ use super::broker::{Broker, BrokerMsg, Frame, Login, Outbox, OutboxRef, home_cor
 use super::extauth::{self, ACC_SUBSCRIBE, ACC_WRITE, ExtAuth};
 use super::stats::{CoreStats, bump};
 use super::throttle::Throttle;
-use super::transport::{ReadSize, Reader, Writer, read_plain};
+use super::transport::{MAX_PLAIN_READ, Reader, Writer, read_plain};
 use crate::conn::ConnCtx;
 use crate::link::{LinkHandle, PasswordVerdict};
 use crate::metrics::Event;
@@ -104,7 +104,7 @@ impl Io {
                 Ok(n)
             }
             Self::Plain(tcp) => {
-                let mut size = ReadSize::default();
+                let mut size = ReadSize::new(MAX_PLAIN_READ);
                 let n = read_plain(tcp, dst, clock.deadline(), stage, &mut size).await?;
                 clock.on_bytes(n);
                 Ok(n)
@@ -143,7 +143,7 @@ impl Io {
             Self::Plain(tcp) => {
                 let (r, w) = tcp.into_split();
                 (
-                    Reader::Plain(r, ReadSize::default()),
+                    Reader::Plain(r, ReadSize::new(MAX_PLAIN_READ)),
                     Writer::plain(w, write_stall),
                 )
             }

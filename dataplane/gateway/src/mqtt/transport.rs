@@ -13,13 +13,13 @@ use compio::BufResult;
 use compio::io::{AsyncReadExt, AsyncWrite};
 use compio::net::TcpStream;
 use rampart_deadline::{Timeout, WriteClock};
-use rampart_tls::ConnError;
 use rampart_tls::duplex::{TlsReader, TlsWriter};
+use rampart_tls::{ConnError, ReadSize};
 
 use super::broker::Frame;
 
-/// Largest socket read.
-const READ_CHUNK: usize = 16 * 1024;
+/// Largest plain socket read: reads grow to it while they come back full.
+pub(crate) const MAX_PLAIN_READ: usize = 64 * 1024;
 /// Most buffers in one `writev` (Linux's IOV_MAX is 1024).
 const MAX_IOV: usize = 512;
 
@@ -129,39 +129,6 @@ impl Writer {
     }
 }
 
-/// How much one read asks for: small while a connection is quiet (an idle connection's
-/// pending read holds only a small buffer), doubling while reads come back full, up to
-/// [`READ_CHUNK`] × 4.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ReadSize(usize);
-
-/// The smallest read.
-const MIN_READ: usize = 512;
-
-impl Default for ReadSize {
-    fn default() -> Self {
-        Self(MIN_READ)
-    }
-}
-
-impl ReadSize {
-    pub(crate) fn get(self) -> usize {
-        self.0
-    }
-
-    /// Adapts to a read of `n` bytes that asked for the current size.
-    pub(crate) fn after(&mut self, n: usize) {
-        let want = self.0;
-        self.0 = if n >= want {
-            (want * 2).min(READ_CHUNK * 4)
-        } else if n < want / 4 {
-            (want / 2).max(MIN_READ)
-        } else {
-            want
-        };
-    }
-}
-
 /// One socket read appended to `dst`, raced against `deadline`.
 pub(crate) async fn read_plain(
     tcp: &mut TcpStream,
@@ -238,27 +205,4 @@ async fn write_all_vectored(
     clock.on_idle();
     *iov = pending;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_size_grows_while_reads_are_full_and_shrinks_when_quiet() {
-        let mut s = ReadSize::default();
-        assert_eq!(s.get(), MIN_READ);
-        for _ in 0..20 {
-            let n = s.get();
-            s.after(n);
-        }
-        assert_eq!(s.get(), READ_CHUNK * 4);
-        // A moderately full read keeps the size.
-        s.after(READ_CHUNK * 2);
-        assert_eq!(s.get(), READ_CHUNK * 4);
-        for _ in 0..20 {
-            s.after(10);
-        }
-        assert_eq!(s.get(), MIN_READ);
-    }
 }
