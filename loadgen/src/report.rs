@@ -159,17 +159,7 @@ impl Report {
             }
         }
         if let Some(rss) = &self.server_rss {
-            let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
-            let _ = writeln!(
-                out,
-                "  server RSS       pid {}: start {}, peak {}, final {}{} ({} samples)",
-                rss.pid,
-                mib(rss.start_kib),
-                mib(rss.peak_kib),
-                rss.final_kib.map_or_else(|| "n/a".to_owned(), mib),
-                if rss.exited { ", process exited" } else { "" },
-                rss.samples,
-            );
+            let _ = writeln!(out, "  server RSS       {}", rss.line());
         }
         out
     }

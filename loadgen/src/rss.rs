@@ -24,6 +24,23 @@ pub(crate) struct RssStats {
     pub(crate) exited: bool,
 }
 
+impl RssStats {
+    /// The summary line, e.g. `pid 42: start 40.1 MiB, peak 47.0 MiB, final 46.2 MiB (50
+    /// samples)`.
+    pub(crate) fn line(&self) -> String {
+        let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+        format!(
+            "pid {}: start {}, peak {}, final {}{} ({} samples)",
+            self.pid,
+            mib(self.start_kib),
+            mib(self.peak_kib),
+            self.final_kib.map_or_else(|| "n/a".to_owned(), mib),
+            if self.exited { ", process exited" } else { "" },
+            self.samples,
+        )
+    }
+}
+
 /// A thread sampling one process's VmRSS every 200 ms.
 #[derive(Debug)]
 pub(crate) struct RssSampler {

@@ -252,18 +252,7 @@ impl FanoutReport {
             );
         }
         if let Some(rss) = &self.server_rss {
-            let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
-            let _ = writeln!(
-                out,
-                "  {:<18} pid {}: start {}, peak {}, final {}{} ({} samples)",
-                "server RSS",
-                rss.pid,
-                mib(rss.start_kib),
-                mib(rss.peak_kib),
-                rss.final_kib.map_or_else(|| "n/a".to_owned(), mib),
-                if rss.exited { ", process exited" } else { "" },
-                rss.samples,
-            );
+            let _ = writeln!(out, "  {:<18} {}", "server RSS", rss.line());
         }
         out
     }

@@ -942,14 +942,21 @@ impl Broker {
             }
         }
         let client_id = self.sessions[&key].client_id.clone();
+        // One look at the policy for both the ACL and the size limit.
+        let policy = self.policy.current();
         let allowed = if external {
             ext.first().copied().unwrap_or(false)
         } else {
-            self.policy.current().is_some_and(|pol| {
+            policy.as_ref().is_some_and(|pol| {
                 pol.check(&username, &client_id, AclAction::Publish(topic.as_str()))
             })
         };
-        let too_large = p.payload.len() > self.max_payload();
+        let max_payload = policy
+            .as_ref()
+            .map_or(u32::MAX, |p| p.limits().max_message_bytes)
+            .min(self.cfg.max_packet_size) as usize;
+        drop(policy);
+        let too_large = p.payload.len() > max_payload;
         // 0x95 is not a PUBACK/PUBREC reason (MQTT 5 §3.4.2.1): a payload over the policy's
         // limit (which may be below the packet size told in CONNACK) exceeds a quota.
         let code = if too_large {
@@ -1000,14 +1007,6 @@ impl Broker {
         );
         self.route(msg, now);
         Ok(())
-    }
-
-    fn max_payload(&self) -> usize {
-        let policy_max = self
-            .policy
-            .current()
-            .map_or(u32::MAX, |p| p.limits().max_message_bytes);
-        policy_max.min(self.cfg.max_packet_size) as usize
     }
 
     #[allow(clippy::too_many_arguments)]
