@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rampart_dataplane::{DataplaneConfig, ListenerConfig, Protocol};
-use rampart_deadline::StagePlan;
+use rampart_deadline::{StageLimit, StagePlan};
 use rampart_rt::{DriverChoice, RtConfig};
 use rampart_secrets::Layout;
 use rampart_tls::CertPaths;
@@ -215,8 +215,10 @@ pub(crate) struct DataplaneSection {
     pub(crate) listen_backlog: NonZeroU16,
     /// Longest a drain (SIGTERM) waits for connections, in seconds. Default 30.
     pub(crate) drain_timeout_secs: NonZeroU64,
-    /// The HTTPS front.
+    /// The HTTPS front's port.
     pub(crate) https: ListenerSection<HttpsP>,
+    /// What the HTTPS front serves and its defences.
+    pub(crate) front: FrontSection,
     /// MQTT over TLS.
     pub(crate) mqtt: ListenerSection<MqttP>,
     /// CIRA (Intel AMT).
@@ -225,6 +227,134 @@ pub(crate) struct DataplaneSection {
     pub(crate) broker: BrokerSection,
     /// Prometheus metrics endpoint (`GET /metrics`), loopback addresses only. Default none.
     pub(crate) metrics_listen: Option<SocketAddr>,
+}
+
+/// `[dataplane.front]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct FrontSection {
+    /// The web console's directory, read into memory at start. Default none: a built-in page
+    /// at `/`.
+    pub(crate) web_root: Option<PathBuf>,
+    /// Seconds a kept-alive connection may wait for its next request. Default 5.
+    pub(crate) keepalive_timeout_secs: NonZeroU64,
+    /// How slowly a response may be taken (slow-read defence), `T[,MinRate=R]`: `T` seconds
+    /// plus one second per `R` bytes sent. Default `20,MinRate=1024`.
+    pub(crate) send_timeout: String,
+    /// Seconds to wait on the control plane for a proxied `/api/` request. Default 30.
+    pub(crate) upstream_timeout_secs: NonZeroU64,
+    /// Requests served on one connection before it closes. Default 100.
+    pub(crate) max_requests_per_connection: NonZeroU32,
+    /// HTTPS connections held at most, all cores together; idle ones are shed first. Default
+    /// 10000.
+    pub(crate) max_connections: NonZeroUsize,
+    /// HTTPS connections from one source address at most. Default 256.
+    pub(crate) max_connections_per_ip: NonZeroU32,
+    /// Largest request body proxied to the API, bytes. Default 1048576.
+    pub(crate) max_request_body_bytes: NonZeroU64,
+    /// Longest request line, bytes (longer: 414). Default 8192.
+    pub(crate) max_request_line_bytes: NonZeroUsize,
+    /// Longest header field line, bytes. Default 8192.
+    pub(crate) max_header_field_bytes: NonZeroUsize,
+    /// Most header fields in a request. Default 100.
+    pub(crate) max_header_fields: NonZeroUsize,
+    /// Largest request head in total, bytes. Default 65536.
+    pub(crate) max_head_bytes: NonZeroUsize,
+    /// `Strict-Transport-Security: max-age`, seconds. Default 31536000.
+    pub(crate) hsts_max_age_secs: u64,
+    /// `Content-Security-Policy` of the front's own responses. Default: same origin only, no
+    /// framing.
+    pub(crate) content_security_policy: String,
+    /// `off`, `stderr` or a file path. Default `<data_dir>/access.log`.
+    pub(crate) access_log: Option<String>,
+}
+
+impl Default for FrontSection {
+    fn default() -> Self {
+        let d = rampart_dataplane::FrontConfig::default();
+        let nzu = |v: usize| NonZeroUsize::new(v).unwrap_or(NonZeroUsize::MIN);
+        let nz64 = |v: u64| NonZeroU64::new(v).unwrap_or(NonZeroU64::MIN);
+        Self {
+            web_root: None,
+            keepalive_timeout_secs: nz64(d.keepalive_timeout.as_secs()),
+            send_timeout: "20,MinRate=1024".into(),
+            upstream_timeout_secs: nz64(d.upstream_timeout.as_secs()),
+            max_requests_per_connection: NonZeroU32::new(d.max_requests_per_connection)
+                .unwrap_or(NonZeroU32::MIN),
+            max_connections: nzu(d.max_connections),
+            max_connections_per_ip: NonZeroU32::new(d.max_connections_per_ip)
+                .unwrap_or(NonZeroU32::MIN),
+            max_request_body_bytes: nz64(d.max_request_body),
+            max_request_line_bytes: nzu(d.head_limits.max_request_line),
+            max_header_field_bytes: nzu(d.head_limits.max_field_size),
+            max_header_fields: nzu(d.head_limits.max_fields),
+            max_head_bytes: nzu(d.head_limits.max_head),
+            hsts_max_age_secs: d.hsts_max_age,
+            content_security_policy: d.content_security_policy,
+            access_log: None,
+        }
+    }
+}
+
+impl FrontSection {
+    fn send_limit(&self) -> Result<StageLimit, String> {
+        StageLimit::parse(&self.send_timeout).map_err(|e| e.to_string())
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let send = self.send_limit().map_err(|e| ("send_timeout", e))?;
+        if send.worst_case().is_none() && send.min_rate().is_none() {
+            return Err((
+                "send_timeout",
+                "must be bounded: a slow reader could hold a connection forever".into(),
+            ));
+        }
+        if self.content_security_policy.contains(['\r', '\n'])
+            || self.content_security_policy.is_empty()
+        {
+            return Err((
+                "content_security_policy",
+                "must be one non-empty line".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn config(
+        &self,
+        data_dir: &Path,
+        api_socket: PathBuf,
+        mqtt_connect: StageLimit,
+    ) -> rampart_dataplane::FrontConfig {
+        let d = rampart_dataplane::FrontConfig::default();
+        rampart_dataplane::FrontConfig {
+            web_root: self.web_root.clone(),
+            api_socket: Some(api_socket),
+            keepalive_timeout: Duration::from_secs(self.keepalive_timeout_secs.get()),
+            // Validated when the file was loaded.
+            send_timeout: self.send_limit().unwrap_or(d.send_timeout),
+            upstream_timeout: Duration::from_secs(self.upstream_timeout_secs.get()),
+            max_requests_per_connection: self.max_requests_per_connection.get(),
+            max_connections: self.max_connections.get(),
+            max_connections_per_ip: self.max_connections_per_ip.get(),
+            max_request_body: self.max_request_body_bytes.get(),
+            head_limits: rampart_http_proto::Limits {
+                max_request_line: self.max_request_line_bytes.get(),
+                max_field_size: self.max_header_field_bytes.get(),
+                max_fields: self.max_header_fields.get(),
+                max_head: self.max_head_bytes.get(),
+            },
+            hsts_max_age: self.hsts_max_age_secs,
+            content_security_policy: self.content_security_policy.clone(),
+            access_log: match self.access_log.as_deref() {
+                Some("off") => rampart_dataplane::AccessLog::Off,
+                Some("stderr") => rampart_dataplane::AccessLog::Stderr,
+                Some(path) => rampart_dataplane::AccessLog::File(PathBuf::from(path)),
+                None => rampart_dataplane::AccessLog::File(data_dir.join("access.log")),
+            },
+            mqtt_connect,
+        }
+    }
 }
 
 /// `[dataplane.broker]`
@@ -480,6 +610,7 @@ impl Default for DataplaneSection {
             listen_backlog: NonZeroU16::new(1024).unwrap_or(NonZeroU16::MIN),
             drain_timeout_secs: NonZeroU64::new(30).unwrap_or(NonZeroU64::MIN),
             https: ListenerSection::default(),
+            front: FrontSection::default(),
             mqtt: ListenerSection::default(),
             cira: ListenerSection::default(),
             broker: BrokerSection::default(),
@@ -716,6 +847,9 @@ impl Config {
                 &message,
             ));
         }
+        if let Err((key, message)) = self.dataplane.front.validate() {
+            return Err(err(&format!("dataplane.front.{key}"), &message));
+        }
         if b.max_packet_size.get() > 268_435_455 + 5 {
             return Err(err(
                 "dataplane.broker.max_packet_size",
@@ -826,6 +960,15 @@ impl Config {
             drain_timeout: Duration::from_secs(d.drain_timeout_secs.get()),
             control_socket: with_control_link.then(|| self.control_socket()),
             broker: d.broker.config(&self.data_dir),
+            front: d.front.config(
+                &self.data_dir,
+                self.controlplane().api_socket,
+                d.mqtt
+                    .request_read_timeout
+                    .plan
+                    .get("connect")
+                    .unwrap_or(StageLimit::fixed(Duration::from_secs(10))),
+            ),
             metrics_listen: d.metrics_listen,
         }
     }

@@ -166,7 +166,8 @@ fn trickle(install: &Install, port: u16, chunk: usize, every: Duration) -> Durat
         if tls.write_all(&payload).and_then(|_| tls.flush()).is_err() {
             return start.elapsed();
         }
-        let mut buf = [0u8; 64];
+        // Large enough for the whole 408 answer in one read: the close is what is timed.
+        let mut buf = [0u8; 16384];
         match tls.read(&mut buf) {
             Ok(0) => return start.elapsed(),
             Ok(_) => {}

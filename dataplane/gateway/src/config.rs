@@ -180,6 +180,8 @@ pub struct DataplaneConfig {
     pub control_socket: Option<PathBuf>,
     /// The MQTT broker's settings.
     pub broker: crate::mqtt::BrokerConfig,
+    /// The HTTPS front's settings.
+    pub front: crate::front::FrontConfig,
     /// Where the Prometheus endpoint listens (loopback), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
 }

@@ -32,6 +32,8 @@ pub(crate) struct ConnCtx {
     pub(crate) tls: Option<Arc<ServerConfig>>,
     /// The core's broker, on MQTT listeners.
     pub(crate) mqtt: Option<Rc<MqttCore>>,
+    /// The core's HTTPS front, on HTTPS listeners.
+    pub(crate) front: Option<Rc<crate::front::FrontCore>>,
     pub(crate) limits: IoLimits,
     pub(crate) first_stage: (&'static str, StageLimit),
     pub(crate) counters: Arc<Counters>,
@@ -80,16 +82,27 @@ impl ConnCtx {
     }
 }
 
-/// Serves one accepted TCP connection to its end.
-pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<ConnCtx>) {
+/// Serves one accepted TCP connection to its end. `ticket`: its place under the HTTPS front's
+/// connection caps.
+pub(crate) async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    ctx: Rc<ConnCtx>,
+    ticket: Option<crate::front::guard::Ticket>,
+) {
     let _ = tcp.set_nodelay(true);
     let Some(tls) = ctx.tls.clone() else {
         // Plaintext listeners exist only for MQTT (the configuration refuses others).
         if let Some(mqtt) = ctx.mqtt.clone() {
-            crate::mqtt::conn::serve(Io::Plain(tcp), peer, ctx, mqtt).await;
+            let connect = ctx.first_stage.1;
+            crate::mqtt::conn::serve(Io::Plain(tcp), peer, ctx, mqtt, connect).await;
         }
         return;
     };
+    if ctx.front.is_some() {
+        // Best effort: the default still bounds what a slow reader pins.
+        let _ = rustix::net::sockopt::set_socket_send_buffer_size(&tcp, crate::front::SEND_BUFFER);
+    }
     let handshake = {
         let accept = pin!(TlsStream::accept(tcp, tls, ctx.limits));
         let drained = pin!(ctx.drain.signaled());
@@ -117,12 +130,17 @@ pub(crate) async fn serve(tcp: TcpStream, peer: SocketAddr, ctx: Rc<ConnCtx>) {
         alpn = ?stream.alpn_protocol().map(String::from_utf8_lossy),
         sni = stream.server_name().unwrap_or("")
     );
+    if let Some(front) = ctx.front.clone() {
+        crate::front::serve(stream, peer, ctx, front, ticket).await;
+        return;
+    }
     if let Some(mqtt) = ctx.mqtt.clone() {
-        crate::mqtt::conn::serve(Io::Tls(Box::new(stream)), peer, ctx, mqtt).await;
+        let connect = ctx.first_stage.1;
+        crate::mqtt::conn::serve(Io::Tls(Box::new(stream)), peer, ctx, mqtt, connect).await;
         return;
     }
 
-    // The protocol's first stage. Until the HTTPS and CIRA handlers land, the bytes are counted
+    // The protocol's first stage. Until the CIRA handler lands, the bytes are counted
     // against the stage clock and discarded: the connection lives exactly as long as the stage
     // allows, which is what the deadline tests observe.
     let (stage, limit) = ctx.first_stage;

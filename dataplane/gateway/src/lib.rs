@@ -8,19 +8,22 @@
 //! reloads certificates without dropping live connections.
 //!
 //! MQTT connections are served by the broker ([`mqtt`]): sessions, routing across cores,
-//! persistence, external auth. The Prometheus endpoint is in `prometheus.rs`.
+//! persistence, external auth. The HTTPS front ([`front`]) serves the web console, proxies the
+//! REST API to the control plane and hands `/mqtt` WebSocket connections to the broker. The
+//! Prometheus endpoint is in `prometheus.rs`.
 //!
 //! What this crate deliberately does not do: hold secrets other than the listeners' own TLS keys
 //! (never the database password or the CA key), parse configuration files (it takes
-//! [`DataplaneConfig`]), or speak HTTP and APF yet: until the HTTPS front and CIRA server land,
-//! a connection on their ports that completes TLS is held in its first stage and closed when
-//! that stage's deadline passes (see `docs/architecture.md`).
+//! [`DataplaneConfig`]), or speak APF yet: until the CIRA server lands, a connection on its port
+//! that completes TLS is held in its first stage and closed when that stage's deadline passes
+//! (see `docs/architecture.md`).
 
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod config;
 mod conn;
+pub mod front;
 pub mod link;
 pub mod metrics;
 pub mod mqtt;
@@ -29,6 +32,7 @@ mod prometheus;
 mod server;
 
 pub use config::{DataplaneConfig, ListenerConfig, Protocol};
+pub use front::{AccessLog, FrontConfig};
 pub use mqtt::{BrokerConfig, SlowPolicy};
 pub use policy::PolicyHandle;
 pub use server::{Error, run};

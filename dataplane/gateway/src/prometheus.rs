@@ -28,6 +28,8 @@ pub(crate) struct Sources {
     pub(crate) inboxes: Vec<Sender<BrokerMsg>>,
     /// Bytes queued to MQTT clients on every core (outboxes and session queues).
     pub(crate) queued_bytes: Arc<AtomicUsize>,
+    /// The HTTPS front's counters, when it listens.
+    pub(crate) front: Option<Arc<crate::front::FrontShared>>,
 }
 
 /// Binds `addr` and serves from a background thread.
@@ -149,7 +151,68 @@ pub(crate) fn render(s: &Sources) -> String {
         t.latency_sum_us as f64 / 1e6
     );
     let _ = writeln!(o, "rampart_mqtt_delivery_wait_seconds_count {cumulative}");
+    if let Some(f) = &s.front {
+        render_front(&mut o, f);
+    }
     o
+}
+
+fn render_front(o: &mut String, shared: &crate::front::FrontShared) {
+    let f = &shared.stats;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let _ = writeln!(
+        o,
+        "# HELP rampart_https_connections HTTPS connections held (all cores)."
+    );
+    let _ = writeln!(o, "# TYPE rampart_https_connections gauge");
+    let _ = writeln!(o, "rampart_https_connections {}", shared.admission.live());
+    let _ = writeln!(
+        o,
+        "# HELP rampart_https_requests_total Requests parsed by the HTTPS front."
+    );
+    let _ = writeln!(o, "# TYPE rampart_https_requests_total counter");
+    let _ = writeln!(o, "rampart_https_requests_total {}", load(&f.requests));
+    let _ = writeln!(
+        o,
+        "# HELP rampart_https_responses_total Responses by status class."
+    );
+    let _ = writeln!(o, "# TYPE rampart_https_responses_total counter");
+    for (i, v) in f.responses.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "rampart_https_responses_total{{class=\"{}xx\"}} {}",
+            i + 1,
+            load(v)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "# HELP rampart_https_timeouts_total Connections ended by a stage's deadline."
+    );
+    let _ = writeln!(o, "# TYPE rampart_https_timeouts_total counter");
+    for (stage, v) in f.timeouts() {
+        let _ = writeln!(o, "rampart_https_timeouts_total{{stage=\"{stage}\"}} {v}");
+    }
+    let _ = writeln!(
+        o,
+        "# HELP rampart_https_rejections_total Requests and connections refused, by reason."
+    );
+    let _ = writeln!(o, "# TYPE rampart_https_rejections_total counter");
+    for (reason, v) in f.rejections() {
+        let _ = writeln!(
+            o,
+            "rampart_https_rejections_total{{reason=\"{reason}\"}} {v}"
+        );
+    }
+    for (name, v) in [
+        ("ws_upgrades", &f.ws_upgrades),
+        ("proxied", &f.proxied),
+        ("bytes_out", &f.bytes_out),
+        ("access_log_dropped", &f.access_log_dropped),
+    ] {
+        let _ = writeln!(o, "# TYPE rampart_https_{name}_total counter");
+        let _ = writeln!(o, "rampart_https_{name}_total {}", load(v));
+    }
 }
 
 #[cfg(test)]
@@ -179,7 +242,16 @@ mod tests {
             broker,
             inboxes: vec![tx0, tx1],
             queued_bytes: Arc::new(AtomicUsize::new(7)),
+            front: Some(
+                crate::front::FrontShared::new(
+                    crate::front::FrontConfig::default(),
+                    crate::policy::PolicyHandle::new(),
+                    None,
+                )
+                .unwrap(),
+            ),
         });
+        assert!(text.contains("rampart_https_timeouts_total{stage=\"header\"} 0"));
         assert!(text.contains("rampart_mqtt_queued_bytes 7"));
         assert!(text.contains("rampart_connections_total{protocol=\"mqtt\",event=\"accepted\"} 1"));
         assert!(text.contains("rampart_mqtt_messages_in_total 3"));

@@ -63,6 +63,9 @@ pub enum Error {
     /// The external auth backend could not be set up.
     #[error("external auth backend: {0}")]
     ExternalAuth(String),
+    /// The HTTPS front could not be set up (web root, access log).
+    #[error("HTTPS front: {0}")]
+    Front(io::Error),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
@@ -217,10 +220,11 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
     let policy = PolicyHandle::new();
     let broker_stats = BrokerStats::new(n);
     // One inbox per core for messages between the brokers of two cores.
+    // The broker runs wherever MQTT can arrive: its own port or WebSocket on the HTTPS front.
     let has_mqtt = config
         .listeners
         .iter()
-        .any(|l| l.protocol == Protocol::Mqtt);
+        .any(|l| matches!(l.protocol, Protocol::Mqtt | Protocol::Https));
     let (broker_tx, mut broker_rx): (Vec<_>, Vec<_>) = (0..n)
         .map(|_| {
             let (tx, rx) = rampart_rt::channel::bounded(config.broker.cross_core_queue);
@@ -249,7 +253,21 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         .control_socket
         .clone()
         .map(|path| link::spawn(path, policy.clone()));
+    let front = if config
+        .listeners
+        .iter()
+        .any(|l| l.protocol == Protocol::Https)
+    {
+        Some(
+            crate::front::FrontShared::new(config.front.clone(), policy.clone(), link.clone())
+                .map_err(Error::Front)?,
+        )
+    } else {
+        None
+    };
+    let front_stats = front.clone();
     let shared = Arc::new(Shared {
+        front,
         link,
         ext_auth,
         persist,
@@ -301,6 +319,7 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
             broker: broker_stats.clone(),
             inboxes: metrics_inboxes,
             queued_bytes: metrics_budget,
+            front: front_stats,
         };
         crate::prometheus::spawn(addr, sources).map_err(|source| Error::Bind {
             protocol: "metrics",
@@ -330,6 +349,8 @@ fn listener_summary(listeners: &[ListenerConfig]) -> String {
 
 /// What every core shares, read-only.
 struct Shared {
+    /// The HTTPS front's shared state, when it listens.
+    front: Option<Arc<crate::front::FrontShared>>,
     /// The policy in force (accounts, ACLs, API keys, devices).
     policy: PolicyHandle,
     listeners: Vec<ListenerConfig>,
@@ -368,6 +389,18 @@ async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
     let drain = Drain::new();
     let log = Rc::new(LogLimiter::new(20, Duration::from_secs(1)));
     let mqtt = broker_rx.map(|rx| start_broker(id, &shared, rx, &drain));
+    let front = shared.front.as_ref().map(|f| {
+        Rc::new(crate::front::FrontCore {
+            shared: f.clone(),
+            idle: Rc::default(),
+            mqtt: mqtt.clone(),
+            body_stage: shared
+                .listeners
+                .iter()
+                .find(|l| l.protocol == Protocol::Https)
+                .map_or(f.cfg.send_timeout, |l| l.stage("body")),
+        })
+    });
     let mut conn_ctxs = Vec::with_capacity(shared.listeners.len());
     for (idx, (l, cert)) in shared.listeners.iter().zip(&shared.certs).enumerate() {
         let tls = match cert {
@@ -386,6 +419,7 @@ async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
             listener: idx,
             tls,
             mqtt: mqtt.clone().filter(|_| l.protocol == Protocol::Mqtt),
+            front: front.clone().filter(|_| l.protocol == Protocol::Https),
             limits: IoLimits {
                 handshake: l.stage("handshake"),
                 write_stall: l.write_stall,
@@ -549,11 +583,26 @@ async fn accept_loop(listener: TcpListener, ctx: Rc<ConnCtx>, max_connections: u
                     drop(tcp);
                     continue;
                 }
+                // The HTTPS front's caps, before any TLS work.
+                let ticket = match &ctx.front {
+                    Some(front) => match front.admit(peer) {
+                        Ok(t) => Some(t),
+                        Err(refusal) => {
+                            ctx.counters.record(ctx.protocol, Event::RejectedAtCap);
+                            if let Some(suppressed) = ctx.log.allow(Instant::now()) {
+                                info!(message = "HTTPS connection refused.", reason = refusal.as_str(), %peer, suppressed);
+                            }
+                            drop(tcp);
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
                 let tracked = ctx.drain.track();
                 let ctx = ctx.clone();
                 compio::runtime::spawn(async move {
                     let _tracked = tracked;
-                    conn::serve(tcp, peer, ctx).await;
+                    conn::serve(tcp, peer, ctx, ticket).await;
                 })
                 .detach();
             }

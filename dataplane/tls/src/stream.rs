@@ -298,6 +298,32 @@ impl TlsStream {
         let _ = self.tcp.shutdown().await;
     }
 
+    /// [`TlsStream::shutdown`], then a lingering close: what the peer still sends is read and
+    /// discarded until it pauses for `idle`, stops, `max` bytes have come or `linger` has
+    /// passed. Closing a socket with unread input makes the kernel send a reset, which can
+    /// destroy the response still in flight to a client that is sending a body we refused.
+    pub async fn shutdown_lingering(mut self, grace: Duration, linger: Duration, max: usize) {
+        self.tls.send_close_notify();
+        self.write_clock = WriteClock::new(grace.min(self.write_clock.stall()));
+        let _ = self.flush_tls().await;
+        let _ = self.tcp.shutdown().await;
+        let end = Instant::now() + linger;
+        let idle = Duration::from_millis(200);
+        let mut seen = 0;
+        let mut buf = Vec::with_capacity(4096);
+        while seen < max {
+            buf.clear();
+            let deadline = end.min(Instant::now() + idle);
+            match compio::time::timeout_at(deadline, self.tcp.read(buf)).await {
+                Ok(BufResult(Ok(n), b)) if n > 0 => {
+                    seen += n;
+                    buf = b;
+                }
+                _ => break,
+            }
+        }
+    }
+
     /// Splits the connection into halves that read and write concurrently (see
     /// [`crate::duplex`]). Plaintext already decrypted is returned first by the reader.
     pub fn into_duplex(self) -> (crate::duplex::TlsReader, crate::duplex::TlsWriter) {

@@ -40,9 +40,15 @@ impl Install {
     pub(crate) fn with(dataplane: &str, listeners: [&str; 3]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ports = [free_port(), free_port(), free_port()];
+        // Two cores unless the test sets its own.
+        let cores = if dataplane.contains("cores =") {
+            ""
+        } else {
+            "cores = 2\n"
+        };
         let mut config = format!(
             "data_dir = \"{}\"\n[log]\nlevel = \"debug\"\n\
-             [dataplane]\ncores = 2\ndrain_timeout_secs = 5\n{dataplane}\n",
+             [dataplane]\n{cores}drain_timeout_secs = 5\n{dataplane}\n",
             dir.path().join("var").display(),
         );
         for ((name, port), extra) in ["https", "mqtt", "cira"].iter().zip(ports).zip(listeners) {

@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use compio::io::{AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
 use futures_util::future::{Either, select};
-use rampart_deadline::{StageClock, Timeout};
+use rampart_deadline::{StageClock, StageLimit, Timeout};
 use rampart_mqtt_proto::{
     Connack, Connect, DecodeCtx, DecodeError, Disconnect, Packet, Properties, Version, decode,
     reason,
@@ -30,7 +30,7 @@ use super::broker::{Broker, BrokerMsg, Frame, Login, Outbox, OutboxRef, home_cor
 use super::extauth::{self, ACC_SUBSCRIBE, ACC_WRITE, ExtAuth};
 use super::stats::{CoreStats, bump};
 use super::throttle::Throttle;
-use super::transport::{MAX_PLAIN_READ, Reader, Writer, read_plain};
+use super::transport::{MAX_PLAIN_READ, Reader, Writer, WsIn, read_plain};
 use crate::conn::ConnCtx;
 use crate::link::{LinkHandle, PasswordVerdict};
 use crate::metrics::Event;
@@ -75,6 +75,8 @@ pub(crate) struct MqttCore {
 pub(crate) struct Handoff {
     fd: std::net::TcpStream,
     tls: Option<TlsParts>,
+    /// MQTT over WebSocket: the framing state.
+    ws: Option<Box<WsIn>>,
     peer: SocketAddr,
     listener: usize,
     connect: Box<Connect>,
@@ -87,6 +89,8 @@ pub(crate) struct Handoff {
 pub(crate) enum Io {
     Tls(Box<TlsStream>),
     Plain(TcpStream),
+    /// MQTT over WebSocket, upgraded by the HTTPS front.
+    Ws(Box<TlsStream>, Box<WsIn>),
 }
 
 impl Io {
@@ -109,12 +113,24 @@ impl Io {
                 clock.on_bytes(n);
                 Ok(n)
             }
+            Self::Ws(s, ws) => ws.read(s, dst, clock, stage).await,
         }
     }
 
     async fn write_all(&mut self, data: Vec<u8>) -> Result<(), ConnError> {
         match self {
             Self::Tls(s) => s.write_all(&data).await,
+            Self::Ws(s, _) => {
+                let mut b = BytesMut::new();
+                rampart_ws_proto::encode_header(
+                    &mut b,
+                    rampart_ws_proto::OpCode::Binary,
+                    true,
+                    data.len() as u64,
+                );
+                b.extend_from_slice(&data);
+                s.write_all(&b).await
+            }
             Self::Plain(tcp) => {
                 let fut = tcp.write_all(data);
                 let compio::BufResult(res, _) = compio::time::timeout(CLOSE_GRACE, fut)
@@ -128,9 +144,24 @@ impl Io {
     async fn close(self) {
         match self {
             Self::Tls(s) => (*s).shutdown(CLOSE_GRACE).await,
+            Self::Ws(mut s, ws) => {
+                let mut b = BytesMut::new();
+                rampart_ws_proto::encode_close(&mut b, ws.close.unwrap_or(1000), "");
+                let _ = compio::time::timeout(CLOSE_GRACE, s.write_all(&b)).await;
+                (*s).shutdown(CLOSE_GRACE).await;
+            }
             Self::Plain(mut tcp) => {
                 let _ = compio::time::timeout(CLOSE_GRACE, tcp.shutdown()).await;
             }
+        }
+    }
+
+    /// The connection again, on the core it was handed to.
+    fn rebuild(tcp: TcpStream, tls: Option<TlsParts>, ws: Option<Box<WsIn>>) -> Self {
+        match (tls, ws) {
+            (Some(parts), Some(ws)) => Self::Ws(Box::new(TlsStream::from_parts(tcp, parts)), ws),
+            (Some(parts), None) => Self::Tls(Box::new(TlsStream::from_parts(tcp, parts))),
+            (None, _) => Self::Plain(tcp),
         }
     }
 
@@ -139,6 +170,11 @@ impl Io {
             Self::Tls(s) => {
                 let (r, w) = (*s).into_duplex();
                 (Reader::Tls(r), Writer::Tls(w))
+            }
+            Self::Ws(s, ws) => {
+                let (r, w) = (*s).into_duplex();
+                let ctl = std::rc::Rc::default();
+                (Reader::Ws(r, ws, Rc::clone(&ctl)), Writer::Ws(w, ctl))
             }
             Self::Plain(tcp) => {
                 let (r, w) = tcp.into_split();
@@ -151,10 +187,16 @@ impl Io {
     }
 }
 
-/// Serves a new connection from its first byte after the TLS handshake.
-pub(crate) async fn serve(mut io: Io, peer: SocketAddr, ctx: Rc<ConnCtx>, core: Rc<MqttCore>) {
-    let (_, limit) = ctx.first_stage;
-    let mut clock = StageClock::start(limit, Instant::now());
+/// Serves a new connection from its first byte after the TLS handshake (or the WebSocket
+/// upgrade); `connect` bounds the wait for CONNECT.
+pub(crate) async fn serve(
+    mut io: Io,
+    peer: SocketAddr,
+    ctx: Rc<ConnCtx>,
+    core: Rc<MqttCore>,
+    connect: StageLimit,
+) {
+    let mut clock = StageClock::start(connect, Instant::now());
     let mut buf = BytesMut::new();
     let dctx = DecodeCtx {
         version: None,
@@ -321,12 +363,16 @@ async fn hand_off(
     login: Login,
 ) {
     let v = connect.version;
-    let (tcp, tls) = match io {
+    let (tcp, tls, ws) = match io {
         Io::Tls(s) => {
             let (tcp, parts) = (*s).into_parts();
-            (tcp, Some(parts))
+            (tcp, Some(parts), None)
         }
-        Io::Plain(tcp) => (tcp, None),
+        Io::Ws(s, ws) => {
+            let (tcp, parts) = (*s).into_parts();
+            (tcp, Some(parts), Some(ws))
+        }
+        Io::Plain(tcp) => (tcp, None, None),
     };
     // The descriptor is duplicated, the original closed with its compio registration: no
     // operation is in flight on it now, so nothing of this core's driver refers to it.
@@ -341,6 +387,7 @@ async fn hand_off(
     let h = Box::new(Handoff {
         fd,
         tls,
+        ws,
         peer,
         listener: ctx.listener,
         connect,
@@ -352,10 +399,7 @@ async fn hand_off(
         if let BrokerMsg::Handoff(h) = e.into_inner() {
             bump(&core.stats.dropped_cross_core, 1);
             if let Ok(tcp) = TcpStream::from_std(h.fd) {
-                let mut io = match h.tls {
-                    Some(parts) => Io::Tls(Box::new(TlsStream::from_parts(tcp, parts))),
-                    None => Io::Plain(tcp),
-                };
+                let mut io = Io::rebuild(tcp, h.tls, h.ws);
                 refuse(&mut io, v, reason::SERVER_BUSY).await;
                 io.close().await;
             }
@@ -376,10 +420,7 @@ pub(crate) fn adopt(h: Box<Handoff>, core: &Rc<MqttCore>) {
         let Ok(tcp) = TcpStream::from_std(h.fd) else {
             return;
         };
-        let io = match h.tls {
-            Some(parts) => Io::Tls(Box::new(TlsStream::from_parts(tcp, parts))),
-            None => Io::Plain(tcp),
-        };
+        let io = Io::rebuild(tcp, h.tls, h.ws);
         run(io, h.peer, ctx, core, h.connect, h.leftover, h.login).await;
     })
     .detach();
