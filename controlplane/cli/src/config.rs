@@ -303,7 +303,7 @@ impl FrontSection {
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
         let send = self.send_limit().map_err(|e| ("send_timeout", e))?;
-        if send.worst_case().is_none() && send.min_rate().is_none() {
+        if send.is_disabled() {
             return Err((
                 "send_timeout",
                 "must be bounded: a slow reader could hold a connection forever".into(),

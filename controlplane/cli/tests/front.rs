@@ -950,3 +950,144 @@ fn slow_readers_are_cut_off_by_the_send_rate() {
         "{log}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket by hand
+
+/// Reads WebSocket events from the server until `want` says stop (or 5 s pass).
+fn ws_events(
+    tls: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    buf: &mut bytes::BytesMut,
+    dec: &mut rampart_ws_proto::Decoder,
+    mut want: impl FnMut(&rampart_ws_proto::Event) -> bool,
+) -> Vec<rampart_ws_proto::Event> {
+    let start = Instant::now();
+    let mut events = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while start.elapsed() < Duration::from_secs(5) {
+        while let Ok(Some(ev)) = dec.decode(buf) {
+            let stop = want(&ev);
+            events.push(ev);
+            if stop {
+                return events;
+            }
+        }
+        match tls.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    events
+}
+
+/// An MQTT 3.1.1 CONNECT with a user name and password.
+fn mqtt_connect(client_id: &str, user: &str, password: &str) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 60];
+    for s in [client_id, user, password] {
+        body.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        body.extend_from_slice(s.as_bytes());
+    }
+    let mut p = vec![0x10];
+    let mut len = body.len();
+    loop {
+        let mut b = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            b |= 0x80;
+        }
+        p.push(b);
+        if len == 0 {
+            break;
+        }
+    }
+    p.extend_from_slice(&body);
+    p
+}
+
+#[test]
+fn websocket_pings_are_answered_and_protocol_errors_close_with_a_code() {
+    use rampart_ws_proto::{Decoder, DecoderLimits, Event, OpCode, encode_masked};
+    let f = Front::start("", "", "");
+    let (user, pw) = f.account("controller");
+    let mut tls = f.tls();
+    tls.write_all(
+        b"GET /mqtt HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Protocol: mqtt\r\n\r\n",
+    )
+    .unwrap();
+    tls.flush().unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tls.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed during the handshake");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&buf.split_to(end)).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(
+        head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{head}"
+    );
+    assert!(head.contains("Sec-WebSocket-Protocol: mqtt"), "{head}");
+
+    let mut dec = Decoder::new(DecoderLimits {
+        max_frame: 1 << 20,
+        require_mask: false,
+    });
+    let mask = [1, 2, 3, 4];
+    let mut out = bytes::BytesMut::new();
+    encode_masked(
+        &mut out,
+        OpCode::Binary,
+        true,
+        &mqtt_connect("ws-raw", &user, &pw),
+        mask,
+    );
+    tls.write_all(&out).unwrap();
+    tls.flush().unwrap();
+    let mut mqtt = Vec::new();
+    ws_events(&mut tls, &mut buf, &mut dec, |e| {
+        if let Event::Data { bytes, .. } = e {
+            mqtt.extend_from_slice(bytes);
+        }
+        mqtt.len() >= 4
+    });
+    assert_eq!(mqtt, [0x20, 2, 0, 0], "CONNACK accepted");
+
+    // A ping with no MQTT traffic around it is answered at once.
+    out.clear();
+    encode_masked(&mut out, OpCode::Ping, true, b"hi", mask);
+    tls.write_all(&out).unwrap();
+    tls.flush().unwrap();
+    let started = Instant::now();
+    let events = ws_events(&mut tls, &mut buf, &mut dec, |e| {
+        matches!(e, Event::Pong(_))
+    });
+    assert!(
+        matches!(events.last(), Some(Event::Pong(p)) if p.as_ref() == b"hi"),
+        "{events:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // An unmasked frame from a client is a protocol error: Close 1002, then the end.
+    out.clear();
+    rampart_ws_proto::encode_frame(&mut out, OpCode::Binary, &[0xC0, 0]);
+    tls.write_all(&out).unwrap();
+    tls.flush().unwrap();
+    let events = ws_events(&mut tls, &mut buf, &mut dec, |e| {
+        matches!(e, Event::Close { .. })
+    });
+    assert!(
+        matches!(
+            events.last(),
+            Some(Event::Close {
+                code: Some(1002),
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+}

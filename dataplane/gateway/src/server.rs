@@ -399,6 +399,7 @@ async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
                 .iter()
                 .find(|l| l.protocol == Protocol::Https)
                 .map_or(f.cfg.send_timeout, |l| l.stage("body")),
+            upstreams: std::cell::Cell::new(0),
         })
     });
     let mut conn_ctxs = Vec::with_capacity(shared.listeners.len());

@@ -80,9 +80,17 @@ impl Admission {
     }
 
     fn bucket(&self, ip: IpAddr) -> usize {
-        // IPv4-mapped IPv6 addresses count as the IPv4 address they are.
+        // IPv4-mapped IPv6 addresses count as the IPv4 address they are; other IPv6 addresses
+        // by their /64, the block one subscriber usually holds.
         let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let mut o = v6.octets();
+                    o[8..].fill(0);
+                    IpAddr::from(o)
+                }
+            },
             v4 => v4,
         };
         (self.hasher.hash_one(ip) as usize) & (BUCKETS - 1)
@@ -208,6 +216,14 @@ mod tests {
         // The mapped form is the same address.
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         assert_eq!(adm.admit(mapped, || false).unwrap_err(), Refusal::PerIp);
+        // Two addresses of one IPv6 /64 share a place.
+        let v6 = Admission::new(10, 1);
+        let _one = v6.admit("2001:db8::1".parse().unwrap(), || false).unwrap();
+        assert!(v6.admit("2001:db8::2".parse().unwrap(), || false).is_err());
+        assert!(
+            v6.admit("2001:db8:0:1::2".parse().unwrap(), || false)
+                .is_ok()
+        );
         let _t3 = adm.admit(b, || false).unwrap();
         assert_eq!(adm.live(), 3);
         assert_eq!(adm.admit(b, || false).unwrap_err(), Refusal::Global);

@@ -197,6 +197,8 @@ pub(crate) struct FrontCore {
     pub(crate) mqtt: Option<Rc<MqttCore>>,
     /// The `body` stage of the listener.
     pub(crate) body_stage: StageLimit,
+    /// Requests this core has in flight to the control plane.
+    pub(crate) upstreams: std::cell::Cell<usize>,
 }
 
 impl FrontCore {
@@ -611,9 +613,6 @@ pub(crate) async fn serve(
         let keep = head.keep_alive
             && served < cfg.max_requests_per_connection
             && !c.ctx.drain.is_draining();
-        if head.keep_alive && served >= cfg.max_requests_per_connection {
-            c.stats().reject("max_requests");
-        }
         let next = route(&mut c, &head, keep, start).await;
         match next {
             Next::KeepAlive => {
@@ -670,7 +669,8 @@ pub(crate) async fn end_on_read_error(
             c.ctx.record(Event::Drained);
             c.close().await;
         }
-        ReadErr::Shed => c.close().await,
+        // Shedding frees the slot at once: no close_notify, no lingering.
+        ReadErr::Shed => c.abort(),
         ReadErr::Conn(ConnError::Timeout(Timeout::Stage(stage))) => {
             c.stats().timeout(stage);
             c.ctx

@@ -7,7 +7,7 @@
 //! `X-Forwarded-For` is set to the TCP peer (the control plane trusts it because only the front
 //! can reach `api.sock`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use compio::BufResult;
@@ -21,7 +21,9 @@ use rampart_http_proto::{
 use rampart_tls::ConnError;
 use tracing::debug;
 
-use super::{HttpConn, Next, ReadErr, Reply, SendClock};
+use std::rc::Rc;
+
+use super::{FrontCore, HttpConn, Next, ReadErr, Reply, SendClock};
 
 /// Request fields never forwarded: hop-by-hop (RFC 9110 §7.6.1), framing we set ourselves, and
 /// forwarding claims only the front may make.
@@ -66,6 +68,8 @@ const DROP_RESPONSE: &[&str] = &[
 
 /// Upstream reads are this large.
 const UP_READ: usize = 16 * 1024;
+/// Requests one core has in flight to the control plane at most; more get 503.
+const UPSTREAMS_PER_CORE: usize = 64;
 
 fn dropped(name: &str, list: &[&str], connection_tokens: &[String]) -> bool {
     list.iter().any(|d| name.eq_ignore_ascii_case(d))
@@ -178,6 +182,13 @@ async fn exchange(
     {
         return Err(Fail::Reply(413, "body_too_large"));
     }
+    // The request body is read whole (it is capped) before the control plane sees the
+    // request: a slow client then holds only its own connection, never one of the control
+    // plane's.
+    let body = read_body(c, head, &cfg).await?;
+    let Some(_slot) = UpstreamSlot::take(&c.front) else {
+        return Err(Fail::Reply(503, "upstream_busy"));
+    };
     let mut up = match compio::time::timeout(cfg.upstream_timeout, UnixStream::connect(&sock)).await
     {
         Ok(Ok(s)) => s,
@@ -187,65 +198,13 @@ async fn exchange(
         }
         Err(_) => return Err(Fail::Reply(503, "upstream_unavailable")),
     };
-    let framing = match head.body {
-        BodyKind::None | BodyKind::UntilClose => None,
-        BodyKind::Length(n) => Some(format!("Content-Length: {n}")),
-        BodyKind::Chunked => Some("Transfer-Encoding: chunked".to_string()),
-    };
-    let chunked_up = head.body == BodyKind::Chunked;
-    upstream_write(&mut up, upstream_head(head, c, framing), &cfg).await?;
-
-    // The request body, streamed under the body stage. If the control plane stops taking it
-    // (it answered early, e.g. 413 or 415, and closed), its answer is still read and passed
-    // on; the rest of the client's body is then never read, so the connection ends after it.
-    let mut body_done = true;
-    if head.body != BodyKind::None {
-        if head.expects_continue() {
-            let mut clock = SendClock::start(cfg.send_timeout);
-            c.send(b"HTTP/1.1 100 Continue\r\n\r\n", &mut clock)
-                .await
-                .map_err(Fail::Send)?;
-        }
-        let mut clock = StageClock::start(c.front.body_stage, Instant::now());
-        let mut dec = BodyDecoder::new(head.body, BodyLimits::default());
-        let mut total = 0u64;
-        loop {
-            match dec.decode(&mut c.buf) {
-                Ok(Some(BodyEvent::Data(b))) => {
-                    total += b.len() as u64;
-                    if total > cfg.max_request_body {
-                        return Err(Fail::Reply(413, "body_too_large"));
-                    }
-                    let mut out = Vec::with_capacity(b.len() + 16);
-                    if chunked_up {
-                        let mut h = BytesMut::new();
-                        encode_chunk_header(b.len(), &mut h);
-                        out.extend_from_slice(&h);
-                        out.extend_from_slice(&b);
-                        out.extend_from_slice(CHUNK_END);
-                    } else {
-                        out.extend_from_slice(&b);
-                    }
-                    if upstream_write(&mut up, out, &cfg).await.is_err() {
-                        body_done = false;
-                        break;
-                    }
-                }
-                Ok(Some(BodyEvent::End)) => {
-                    if chunked_up {
-                        upstream_write(&mut up, LAST_CHUNK.to_vec(), &cfg).await?;
-                    }
-                    break;
-                }
-                Ok(None) => c
-                    .fill(&mut clock, "body", None)
-                    .await
-                    .map(drop)
-                    .map_err(Fail::Read)?,
-                Err(e) => return Err(Fail::Reply(400, e.reason())),
-            }
-        }
-    }
+    let framing = (head.body != BodyKind::None).then(|| format!("Content-Length: {}", body.len()));
+    let mut out = upstream_head(head, c, framing);
+    out.extend_from_slice(&body);
+    drop(body);
+    // If the control plane stops taking the request (it answered early and closed), its
+    // answer is still read and passed on.
+    let _ = upstream_write(&mut up, out, &cfg).await;
 
     // The response head.
     let mut ubuf = BytesMut::new();
@@ -302,7 +261,7 @@ async fn exchange(
         raw.extend_from_slice(&h.value);
         raw.extend_from_slice(b"\r\n");
     }
-    let keep = reusable && body_done;
+    let keep = reusable;
     let mut out = c.head_raw(
         resp.status,
         &resp.reason,
@@ -342,7 +301,13 @@ async fn exchange(
                     c.send(&out, &mut clock).await.map_err(Fail::Send)?;
                     out.clear();
                 }
-                match upstream_read(&mut up, &mut ubuf, &cfg).await {
+                let waited = Instant::now();
+                let read = upstream_read(&mut up, &mut ubuf, &cfg).await;
+                // Time spent waiting on the control plane is not the client's.
+                if waited.elapsed() > Duration::from_millis(100) {
+                    clock = SendClock::start(cfg.send_timeout);
+                }
+                match read {
                     Ok(0) => {
                         if dec.eof().is_err() {
                             return Err(Fail::Abort);
@@ -353,6 +318,75 @@ async fn exchange(
                 }
             }
         }
+    }
+}
+
+/// Reads the request body under the `body` stage: decoded bytes up to `max_request_body`, and
+/// raw bytes (chunk framing included) up to twice that plus 64 KiB, so chunk extensions cannot
+/// keep a connection in its body stage without end.
+async fn read_body(
+    c: &mut HttpConn,
+    head: &RequestHead,
+    cfg: &super::FrontConfig,
+) -> Result<Vec<u8>, Fail> {
+    let mut body = Vec::new();
+    if head.body == BodyKind::None {
+        return Ok(body);
+    }
+    if head.expects_continue() {
+        let mut clock = SendClock::start(cfg.send_timeout);
+        c.send(b"HTTP/1.1 100 Continue\r\n\r\n", &mut clock)
+            .await
+            .map_err(Fail::Send)?;
+    }
+    let raw_limit = cfg
+        .max_request_body
+        .saturating_mul(2)
+        .saturating_add(64 * 1024);
+    let mut raw = c.buf.len() as u64;
+    let mut clock = StageClock::start(c.front.body_stage, Instant::now());
+    let mut dec = BodyDecoder::new(head.body, BodyLimits::default());
+    loop {
+        match dec.decode(&mut c.buf) {
+            Ok(Some(BodyEvent::Data(b))) => {
+                if (body.len() + b.len()) as u64 > cfg.max_request_body {
+                    return Err(Fail::Reply(413, "body_too_large"));
+                }
+                body.extend_from_slice(&b);
+            }
+            Ok(Some(BodyEvent::End)) => return Ok(body),
+            Ok(None) => {
+                let n = c.fill(&mut clock, "body", None).await.map_err(Fail::Read)?;
+                raw += n as u64;
+                if raw > raw_limit {
+                    return Err(Fail::Reply(413, "body_too_large"));
+                }
+            }
+            Err(e) => return Err(Fail::Reply(400, e.reason())),
+        }
+    }
+}
+
+/// One of the core's connections to the control plane: at most [`UPSTREAMS_PER_CORE`] at a
+/// time, so that slow readers of API answers cannot take all of the control plane's.
+struct UpstreamSlot(Rc<FrontCore>);
+
+impl UpstreamSlot {
+    fn take(front: &Rc<FrontCore>) -> Option<Self> {
+        let n = front.upstreams.get();
+        if n >= UPSTREAMS_PER_CORE {
+            return None;
+        }
+        front.upstreams.set(n + 1);
+        Some(Self(front.clone()))
+    }
+}
+
+impl Drop for UpstreamSlot {
+    fn drop(&mut self) {
+        self.0
+            .upstreams
+            .set(self.0.upstreams.get().saturating_sub(1));
     }
 }
 

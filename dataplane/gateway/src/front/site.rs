@@ -137,6 +137,9 @@ pub(crate) fn decode_path(raw: &str) -> Option<String> {
         let b = bytes[i];
         if b == b'%' {
             let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -195,6 +198,7 @@ mod tests {
             "/%zz",
             "/%e2%28",
             "/%2",
+            "/%+f",
             "relative",
         ] {
             assert_eq!(decode_path(bad), None, "{bad}");

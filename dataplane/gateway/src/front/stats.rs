@@ -27,7 +27,6 @@ pub(crate) const REJECTIONS: &[&str] = &[
     "per_ip_cap",
     "global_cap",
     "shed_idle",
-    "max_requests",
     // Request head (rampart-http-proto).
     "request_line_too_long",
     "field_too_long",
@@ -67,6 +66,7 @@ pub(crate) const REJECTIONS: &[&str] = &[
     "not_found",
     "ws_handshake",
     "upstream_unavailable",
+    "upstream_busy",
     "upstream_error",
     "other",
 ];
@@ -176,7 +176,7 @@ impl AccessLogger {
             AccessLog::Stderr => Box::new(io::stderr()),
             AccessLog::File(path) => Box::new(open_log(path)?),
         };
-        let (tx, rx) = crossbeam_channel::bounded(65536);
+        let (tx, rx) = crossbeam_channel::bounded(16384);
         std::thread::Builder::new()
             .name("rampart-access-log".into())
             .spawn(move || write_lines(rx, out))?;
@@ -188,10 +188,16 @@ impl AccessLogger {
 
     pub(crate) fn log(&self, r: &AccessRecord<'_>) {
         let Some(tx) = &self.tx else { return };
+        // A path is cut at 1 KiB (on a character boundary): the queue stays bounded in bytes.
+        let mut end = r.path.len().min(1024);
+        while !r.path.is_char_boundary(end) {
+            end -= 1;
+        }
+        let path = &r.path[..end];
         let mut line = serde_json::json!({
             "ts": unix_millis(),
             "method": r.method,
-            "path": r.path,
+            "path": path,
             "status": r.status,
             "bytes": r.bytes,
             "duration_ms": (r.duration.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,

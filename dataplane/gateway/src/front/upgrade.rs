@@ -103,7 +103,11 @@ pub(super) async fn take_over(c: HttpConn, a: Accepted, head: &RequestHead, star
         ctx.record(Event::PeerClosed);
         return;
     };
-    let max_frame = u64::from(mqtt.cfg.max_packet_size).saturating_add(16);
+    // A frame may carry several MQTT packets (MQTT 5 §6.0); the broker's decoder enforces the
+    // packet size, the frame limit only bounds what a header may announce.
+    let max_frame = u64::from(mqtt.cfg.max_packet_size)
+        .saturating_mul(2)
+        .max(rampart_ws_proto::DEFAULT_MAX_FRAME);
     let ws = WsIn::new(BytesMut::from(&buf[..]), max_frame, ticket);
     let connect = shared.cfg.mqtt_connect;
     crate::mqtt::conn::serve(

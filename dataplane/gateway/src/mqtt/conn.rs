@@ -237,7 +237,10 @@ pub(crate) async fn serve(
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 ctx.close_with(peer, &e);
-                if matches!(e, ConnError::Timeout(t) if t != Timeout::WriteStall) {
+                // After a read timeout the stream is intact; after a WebSocket protocol error
+                // the peer gets its Close frame with the reason code.
+                let ws_error = matches!(&io, Io::Ws(_, ws) if ws.close.is_some());
+                if ws_error || matches!(e, ConnError::Timeout(t) if t != Timeout::WriteStall) {
                     io.close().await;
                 }
                 return;
@@ -519,6 +522,7 @@ async fn run(
     drop(connect);
     debug!(message = "MQTT client connected.", %peer, client_id = acc.client_id, username = login.username, core = core.broker.borrow().core());
     let (reader, writer) = io.split(ctx.limits.write_stall);
+    reader.attach(&outbox);
 
     let ext_ids = login
         .external

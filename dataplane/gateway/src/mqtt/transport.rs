@@ -21,7 +21,7 @@ use rampart_tls::duplex::{TlsReader, TlsWriter};
 use rampart_tls::{ConnError, ReadSize, TlsStream};
 use rampart_ws_proto::{Decoder, DecoderLimits, Event as WsEvent, OpCode};
 
-use super::broker::Frame;
+use super::broker::{Frame, OutboxRef};
 use crate::front::guard::Ticket;
 
 /// Largest plain socket read: reads grow to it while they come back full.
@@ -62,10 +62,21 @@ impl Reader {
             Self::Plain(tcp, size) => read_plain(tcp, dst, deadline, stage, size).await,
             Self::Ws(r, ws, ctl) => loop {
                 let before = dst.len();
-                let taken = ws.take(dst, &mut ctl.borrow_mut().pongs);
-                if ws.close.is_some() {
-                    ctl.borrow_mut().close = ws.close;
-                }
+                let taken = {
+                    let mut ctl = ctl.borrow_mut();
+                    let taken = ws.take(dst, &mut ctl.pongs);
+                    if ws.close.is_some() {
+                        ctl.close = ws.close;
+                    }
+                    if !ctl.pongs.is_empty()
+                        && let Some(ob) = &ctl.outbox
+                    {
+                        let mut ob = ob.borrow_mut();
+                        ob.poke = true;
+                        ob.wake();
+                    }
+                    taken
+                };
                 let closed = taken?;
                 if dst.len() > before {
                     return Ok(dst.len() - before);
@@ -74,6 +85,13 @@ impl Reader {
                     return Ok(0);
                 }
             },
+        }
+    }
+
+    /// Lets a WebSocket reader wake the writer for its pongs.
+    pub(crate) fn attach(&self, outbox: &OutboxRef) {
+        if let Self::Ws(_, _, ctl) = self {
+            ctl.borrow_mut().outbox = Some(outbox.clone());
         }
     }
 
@@ -191,6 +209,9 @@ impl Writer {
 pub(crate) struct WsPending {
     pub(crate) pongs: Vec<Bytes>,
     pub(crate) close: Option<u16>,
+    /// The connection's outbox, poked when a pong waits (a ping brings no MQTT bytes, so the
+    /// reader would otherwise not return to wake the writer).
+    pub(crate) outbox: Option<OutboxRef>,
 }
 
 /// Shared by the two halves of one WebSocket connection (same task, same core).
@@ -279,7 +300,14 @@ impl WsIn {
             for pong in pongs.drain(..) {
                 let mut b = BytesMut::new();
                 rampart_ws_proto::encode_frame(&mut b, OpCode::Pong, &pong);
-                s.write_all(&b).await?;
+                // Under the CONNECT deadline too: pings do not buy time.
+                let write = s.write_all(&b);
+                match clock.deadline() {
+                    Some(d) => compio::time::timeout_at(d, write)
+                        .await
+                        .map_err(|_| ConnError::Timeout(stage))??,
+                    None => write.await?,
+                }
             }
             if dst.len() > before {
                 return Ok(dst.len() - before);
