@@ -18,7 +18,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{Install, Running, free_port, text};
+use common::{Install, Running, free_port, python, text};
 
 /// Size of `big.bin` in the web root: large enough that a slow reader cannot take it from the
 /// socket buffers alone.
@@ -579,21 +579,6 @@ fn api_is_proxied_with_the_peer_address_and_streamed_bodies() {
     );
     assert!(!audit.to_string().contains("192.0.2.66"));
     assert!(!audit.to_string().contains("192.0.2.67"));
-}
-
-/// The Python that has paho-mqtt (Debian's, in /usr/bin/python3).
-fn python() -> &'static str {
-    for p in ["/usr/bin/python3", "python3"] {
-        let ok = Command::new(p)
-            .args(["-c", "import paho.mqtt.client"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return p;
-        }
-    }
-    panic!("no python3 with paho-mqtt: apt-get install python3-paho-mqtt (.ci/test does)");
 }
 
 #[test]

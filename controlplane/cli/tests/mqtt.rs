@@ -14,7 +14,6 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,7 +22,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{Install, Running, free_port, text};
+use common::{Install, Running, free_port, python, text};
 
 /// MQTT versions as mosquitto spells them.
 const VERSIONS: [&str; 2] = ["mqttv311", "mqttv5"];
@@ -361,27 +360,6 @@ fn id_on(base: &str, core: usize) -> String {
         .map(|i| format!("{base}-{i}"))
         .find(|id| home_core(id) == core)
         .unwrap()
-}
-
-/// The Python that has paho-mqtt: Debian's python3-paho-mqtt installs into /usr/bin/python3,
-/// which need not be the first python3 on PATH.
-fn python() -> &'static str {
-    static PY: OnceLock<&'static str> = OnceLock::new();
-    PY.get_or_init(|| {
-        for p in ["python3", "/usr/bin/python3"] {
-            let ok = Command::new(p)
-                .args(["-c", "import paho.mqtt.client"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return p;
-            }
-        }
-        panic!("no python3 with paho-mqtt: apt-get install python3-paho-mqtt (.ci/test does)");
-    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_rampart");
@@ -212,4 +212,25 @@ pub(crate) fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// The Python that has paho-mqtt: Debian's python3-paho-mqtt installs into /usr/bin/python3,
+/// which need not be the first python3 on PATH.
+pub(crate) fn python() -> &'static str {
+    static PY: OnceLock<&'static str> = OnceLock::new();
+    PY.get_or_init(|| {
+        for p in ["python3", "/usr/bin/python3"] {
+            let ok = Command::new(p)
+                .args(["-c", "import paho.mqtt.client"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return p;
+            }
+        }
+        panic!("no python3 with paho-mqtt: apt-get install python3-paho-mqtt (.ci/test does)");
+    })
 }

@@ -89,16 +89,12 @@ fn connection_tokens(headers: &rampart_http_proto::Headers) -> Vec<String> {
         .collect()
 }
 
-/// The head sent to the control plane.
-fn upstream_head(head: &RequestHead, c: &HttpConn, framing: Option<String>) -> Vec<u8> {
-    let tokens = connection_tokens(&head.headers);
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(head.method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(head.target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for h in head.headers.iter() {
-        if dropped(&h.name, DROP_REQUEST, &tokens) {
+/// Appends every field of `headers` as `name: value` lines, except those in `drop` and those
+/// named in `Connection`.
+fn copy_fields(headers: &rampart_http_proto::Headers, drop: &[&str], out: &mut Vec<u8>) {
+    let tokens = connection_tokens(headers);
+    for h in headers.iter() {
+        if dropped(&h.name, drop, &tokens) {
             continue;
         }
         out.extend_from_slice(h.name.as_bytes());
@@ -106,6 +102,16 @@ fn upstream_head(head: &RequestHead, c: &HttpConn, framing: Option<String>) -> V
         out.extend_from_slice(&h.value);
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// The head sent to the control plane.
+fn upstream_head(head: &RequestHead, c: &HttpConn, framing: Option<String>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(head.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(head.target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    copy_fields(&head.headers, DROP_REQUEST, &mut out);
     if head.host().is_none() {
         out.extend_from_slice(b"Host: rampart\r\n");
     }
@@ -249,18 +255,9 @@ async fn exchange(
         BodyKind::Chunked | BodyKind::UntilClose => (None, false),
     };
     let rechunk = framing.as_deref() == Some("Transfer-Encoding: chunked");
-    let tokens = connection_tokens(&resp.headers);
     let mut raw = Vec::with_capacity(256);
     let csp_set = resp.headers.get("content-security-policy").is_some();
-    for h in resp.headers.iter() {
-        if dropped(&h.name, DROP_RESPONSE, &tokens) {
-            continue;
-        }
-        raw.extend_from_slice(h.name.as_bytes());
-        raw.extend_from_slice(b": ");
-        raw.extend_from_slice(&h.value);
-        raw.extend_from_slice(b"\r\n");
-    }
+    copy_fields(&resp.headers, DROP_RESPONSE, &mut raw);
     let keep = reusable;
     let mut out = c.head_raw(
         resp.status,

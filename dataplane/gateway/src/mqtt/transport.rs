@@ -121,15 +121,7 @@ impl Writer {
     ) -> Result<(), ConnError> {
         match self {
             Self::Tls(w) => {
-                for f in frames {
-                    match f {
-                        Frame::Whole(b) => w.stage(&b)?,
-                        Frame::Parts(h, p) => {
-                            w.stage(&h)?;
-                            w.stage(&p)?;
-                        }
-                    }
-                }
+                stage_frames(w, frames)?;
                 w.flush().await
             }
             Self::Ws(w, ctl) => {
@@ -144,15 +136,7 @@ impl Writer {
                 if len > 0 {
                     rampart_ws_proto::encode_header(&mut hdr, OpCode::Binary, true, len as u64);
                     w.stage(&hdr)?;
-                    for f in frames {
-                        match f {
-                            Frame::Whole(b) => w.stage(&b)?,
-                            Frame::Parts(h, p) => {
-                                w.stage(&h)?;
-                                w.stage(&p)?;
-                            }
-                        }
-                    }
+                    stage_frames(w, frames.into_iter())?;
                 }
                 w.flush().await
             }
@@ -201,6 +185,20 @@ impl Writer {
             }
         }
     }
+}
+
+/// Stages every frame's bytes on the TLS writer.
+fn stage_frames(w: &mut TlsWriter, frames: impl Iterator<Item = Frame>) -> Result<(), ConnError> {
+    for f in frames {
+        match f {
+            Frame::Whole(b) => w.stage(&b)?,
+            Frame::Parts(h, p) => {
+                w.stage(&h)?;
+                w.stage(&p)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What the reading half of a WebSocket connection tells the writing half: pongs to send and
