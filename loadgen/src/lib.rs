@@ -8,6 +8,9 @@
 //!   over plain TCP or TLS, MQTT 3.1.1 or 5.0, QoS 0 or 1; measures sent and delivered
 //!   messages/s, losses, duplicates, reordering and end-to-end latency.
 //!
+//! The [`amt`] module is a simulated Intel AMT device (the CIRA client side of APF), used by
+//! the CIRA server's integration tests.
+//!
 //! Latencies go into per-thread `hdrhistogram`s, merged at the end into a summary table and,
 //! with `--json`, a JSON report. `--sample-rss-pid` follows the server's resident memory while
 //! the load runs.
@@ -21,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod amt;
 pub mod cli;
 mod handshake;
 mod mqtt_fanout;

@@ -223,10 +223,63 @@ pub(crate) struct DataplaneSection {
     pub(crate) mqtt: ListenerSection<MqttP>,
     /// CIRA (Intel AMT).
     pub(crate) cira: ListenerSection<CiraP>,
+    /// The CIRA server's tunnels.
+    pub(crate) amt: AmtSection,
     /// The MQTT broker.
     pub(crate) broker: BrokerSection,
     /// Prometheus metrics endpoint (`GET /metrics`), loopback addresses only. Default none.
     pub(crate) metrics_listen: Option<SocketAddr>,
+}
+
+/// `[dataplane.amt]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AmtSection {
+    /// Keepalive interval asked of devices, seconds. Default 30.
+    pub(crate) keepalive_interval_secs: NonZeroU64,
+    /// A tunnel silent this long is closed, seconds; more than the interval. Default 90.
+    pub(crate) idle_timeout_secs: NonZeroU64,
+    /// Our receive window per APF channel, bytes (32768 to 1048576). Default 81920.
+    pub(crate) channel_window_bytes: u32,
+    /// Publish `CIRA_Connected` / `CIRA_Disconnected` on `mps/events`. Default true.
+    pub(crate) events: bool,
+}
+
+impl Default for AmtSection {
+    fn default() -> Self {
+        let d = rampart_dataplane::CiraConfig::default();
+        let nz64 = |v: u64| NonZeroU64::new(v).unwrap_or(NonZeroU64::MIN);
+        Self {
+            keepalive_interval_secs: nz64(d.keepalive_interval.as_secs()),
+            idle_timeout_secs: nz64(d.idle_timeout.as_secs()),
+            channel_window_bytes: d.window,
+            events: d.events,
+        }
+    }
+}
+
+impl AmtSection {
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.idle_timeout_secs <= self.keepalive_interval_secs {
+            return Err((
+                "idle_timeout_secs",
+                "must be longer than keepalive_interval_secs (about three intervals)".into(),
+            ));
+        }
+        if !(32_768..=1_048_576).contains(&self.channel_window_bytes) {
+            return Err(("channel_window_bytes", "must be 32768 to 1048576".into()));
+        }
+        Ok(())
+    }
+
+    fn config(&self) -> rampart_dataplane::CiraConfig {
+        rampart_dataplane::CiraConfig {
+            keepalive_interval: Duration::from_secs(self.keepalive_interval_secs.get()),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.get()),
+            window: self.channel_window_bytes,
+            events: self.events,
+        }
+    }
 }
 
 /// `[dataplane.front]`
@@ -613,6 +666,7 @@ impl Default for DataplaneSection {
             front: FrontSection::default(),
             mqtt: ListenerSection::default(),
             cira: ListenerSection::default(),
+            amt: AmtSection::default(),
             broker: BrokerSection::default(),
             metrics_listen: None,
         }
@@ -847,6 +901,9 @@ impl Config {
                 &message,
             ));
         }
+        if let Err((key, message)) = self.dataplane.amt.validate() {
+            return Err(err(&format!("dataplane.amt.{key}"), &message));
+        }
         if let Err((key, message)) = self.dataplane.front.validate() {
             return Err(err(&format!("dataplane.front.{key}"), &message));
         }
@@ -969,6 +1026,7 @@ impl Config {
                     .get("connect")
                     .unwrap_or(StageLimit::fixed(Duration::from_secs(10))),
             ),
+            cira: d.amt.config(),
             metrics_listen: d.metrics_listen,
         }
     }

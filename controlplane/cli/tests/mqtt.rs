@@ -196,33 +196,7 @@ impl Broker {
 
     /// Waits until the data plane has applied the control plane's current generation.
     fn wait_applied(&self) {
-        let sock = self.install.dir.path().join("var/run/admin.sock");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = Command::new("curl")
-                .args(["-sS", "--max-time", "2", "--unix-socket"])
-                .arg(&sock)
-                .arg("http://rampart/api/v1/status")
-                .stdin(Stdio::null())
-                .output()
-                .expect("curl is installed");
-            if let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) {
-                let g = v["generation"].as_u64();
-                let applied = v["dataplanes"][0]["applied_generation"].as_u64();
-                if let (Some(g), Some(a)) = (g, applied)
-                    && a >= g
-                {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the data plane never applied the policy: {}\n{}",
-                text(&out),
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::wait_applied(&self.install);
     }
 
     // --- mosquitto clients ---

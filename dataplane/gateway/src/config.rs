@@ -182,6 +182,8 @@ pub struct DataplaneConfig {
     pub broker: crate::mqtt::BrokerConfig,
     /// The HTTPS front's settings.
     pub front: crate::front::FrontConfig,
+    /// The CIRA server's settings.
+    pub cira: crate::cira::CiraConfig,
     /// Where the Prometheus endpoint listens (loopback), if anywhere.
     pub metrics_listen: Option<SocketAddr>,
 }

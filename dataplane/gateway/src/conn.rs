@@ -4,11 +4,11 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use compio::net::TcpStream;
 use futures_util::future::{Either, select};
-use rampart_deadline::{StageClock, StageLimit, Timeout};
+use rampart_deadline::{StageLimit, Timeout};
 use rampart_rt::drain::Drain;
 use rampart_tls::ServerConfig;
 use rampart_tls::stream::ErrorSource;
@@ -18,9 +18,6 @@ use tracing::{debug, info, warn};
 use crate::config::Protocol;
 use crate::metrics::{Counters, Event, LogLimiter};
 use crate::mqtt::conn::{Io, MqttCore};
-
-/// How long a closing connection gets to take our close_notify.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// What one listener's connections share on one core.
 #[derive(Debug)]
@@ -34,6 +31,8 @@ pub(crate) struct ConnCtx {
     pub(crate) mqtt: Option<Rc<MqttCore>>,
     /// The core's HTTPS front, on HTTPS listeners.
     pub(crate) front: Option<Rc<crate::front::FrontCore>>,
+    /// The core's CIRA server, on CIRA listeners.
+    pub(crate) cira: Option<Rc<crate::cira::CiraCore>>,
     pub(crate) limits: IoLimits,
     pub(crate) first_stage: (&'static str, StageLimit),
     pub(crate) counters: Arc<Counters>,
@@ -114,7 +113,7 @@ pub(crate) async fn serve(
             }
         }
     };
-    let mut stream = match handshake {
+    let stream = match handshake {
         Ok(s) => s,
         Err(e) => {
             ctx.close_with(peer, &e);
@@ -139,43 +138,7 @@ pub(crate) async fn serve(
         crate::mqtt::conn::serve(Io::Tls(Box::new(stream)), peer, ctx, mqtt, connect).await;
         return;
     }
-
-    // The protocol's first stage. Until the CIRA handler lands, the bytes are counted
-    // against the stage clock and discarded: the connection lives exactly as long as the stage
-    // allows, which is what the deadline tests observe.
-    let (stage, limit) = ctx.first_stage;
-    let mut clock = StageClock::start(limit, Instant::now());
-    let mut buf = Vec::with_capacity(4096);
-    loop {
-        let read = {
-            let read = pin!(stream.read(&mut buf, &mut clock, Timeout::Stage(stage)));
-            let drained = pin!(ctx.drain.signaled());
-            match select(read, drained).await {
-                Either::Left((res, _)) => Some(res),
-                Either::Right(_) => None,
-            }
-        };
-        match read {
-            None => {
-                ctx.record(Event::Drained);
-                stream.shutdown(CLOSE_GRACE).await;
-                return;
-            }
-            Some(Ok(0)) => {
-                ctx.record(Event::PeerClosed);
-                stream.shutdown(CLOSE_GRACE).await;
-                return;
-            }
-            Some(Ok(_)) => buf.clear(),
-            Some(Err(e)) => {
-                ctx.close_with(peer, &e);
-                // After a read timeout the stream is intact: say goodbye properly. After a write
-                // stall a record may be half sent, and the peer is not reading anyway.
-                if matches!(e, ConnError::Timeout(t) if t != Timeout::WriteStall) {
-                    stream.shutdown(CLOSE_GRACE).await;
-                }
-                return;
-            }
-        }
+    if let Some(cira) = ctx.cira.clone() {
+        crate::cira::serve(stream, peer, ctx, cira).await;
     }
 }

@@ -14,13 +14,12 @@
 //!
 //! What this crate deliberately does not do: hold secrets other than the listeners' own TLS keys
 //! (never the database password or the CA key), parse configuration files (it takes
-//! [`DataplaneConfig`]), or speak APF yet: until the CIRA server lands, a connection on its port
-//! that completes TLS is held in its first stage and closed when that stage's deadline passes
-//! (see `docs/architecture.md`).
+//! [`DataplaneConfig`]). The CIRA server ([`cira`]) admits Intel AMT devices' APF tunnels.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod cira;
 pub mod config;
 mod conn;
 pub mod front;
@@ -31,6 +30,7 @@ pub mod policy;
 mod prometheus;
 mod server;
 
+pub use cira::CiraConfig;
 pub use config::{DataplaneConfig, ListenerConfig, Protocol};
 pub use front::{AccessLog, FrontConfig};
 pub use mqtt::{BrokerConfig, SlowPolicy};

@@ -30,6 +30,8 @@ pub(crate) struct Sources {
     pub(crate) queued_bytes: Arc<AtomicUsize>,
     /// The HTTPS front's counters, when it listens.
     pub(crate) front: Option<Arc<crate::front::FrontShared>>,
+    /// The CIRA server's counters, when it listens.
+    pub(crate) cira: Option<Arc<crate::cira::CiraShared>>,
 }
 
 /// Binds `addr` and serves from a background thread.
@@ -154,6 +156,15 @@ pub(crate) fn render(s: &Sources) -> String {
     if let Some(f) = &s.front {
         render_front(&mut o, f);
     }
+    if let Some(c) = &s.cira {
+        let _ = writeln!(o, "# HELP rampart_cira_tunnels APF tunnels forwarding now.");
+        let _ = writeln!(o, "# TYPE rampart_cira_tunnels gauge");
+        let _ = writeln!(o, "rampart_cira_tunnels {}", c.registry.len());
+        for (name, v) in c.stats.counters() {
+            let _ = writeln!(o, "# TYPE rampart_cira_{name}_total counter");
+            let _ = writeln!(o, "rampart_cira_{name}_total {v}");
+        }
+    }
     o
 }
 
@@ -250,6 +261,7 @@ mod tests {
                 )
                 .unwrap(),
             ),
+            cira: None,
         });
         assert!(text.contains("rampart_https_timeouts_total{stage=\"header\"} 0"));
         assert!(text.contains("rampart_mqtt_queued_bytes 7"));

@@ -221,10 +221,12 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
     let broker_stats = BrokerStats::new(n);
     // One inbox per core for messages between the brokers of two cores.
     // The broker runs wherever MQTT can arrive: its own port or WebSocket on the HTTPS front.
-    let has_mqtt = config
-        .listeners
-        .iter()
-        .any(|l| matches!(l.protocol, Protocol::Mqtt | Protocol::Https));
+    let has_mqtt = config.listeners.iter().any(|l| {
+        matches!(
+            l.protocol,
+            Protocol::Mqtt | Protocol::Https | Protocol::Cira
+        )
+    });
     let (broker_tx, mut broker_rx): (Vec<_>, Vec<_>) = (0..n)
         .map(|_| {
             let (tx, rx) = rampart_rt::channel::bounded(config.broker.cross_core_queue);
@@ -266,7 +268,21 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         None
     };
     let front_stats = front.clone();
+    let cira = config
+        .listeners
+        .iter()
+        .any(|l| l.protocol == Protocol::Cira)
+        .then(|| {
+            Arc::new(crate::cira::CiraShared {
+                cfg: config.cira.clone(),
+                registry: crate::cira::registry::Registry::default(),
+                stats: crate::cira::CiraStats::default(),
+                policy: policy.clone(),
+            })
+        });
+    let cira_metrics = cira.clone();
     let shared = Arc::new(Shared {
+        cira,
         front,
         link,
         ext_auth,
@@ -320,6 +336,7 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
             inboxes: metrics_inboxes,
             queued_bytes: metrics_budget,
             front: front_stats,
+            cira: cira_metrics,
         };
         crate::prometheus::spawn(addr, sources).map_err(|source| Error::Bind {
             protocol: "metrics",
@@ -349,6 +366,8 @@ fn listener_summary(listeners: &[ListenerConfig]) -> String {
 
 /// What every core shares, read-only.
 struct Shared {
+    /// The CIRA server's shared state, when it listens.
+    cira: Option<Arc<crate::cira::CiraShared>>,
     /// The HTTPS front's shared state, when it listens.
     front: Option<Arc<crate::front::FrontShared>>,
     /// The policy in force (accounts, ACLs, API keys, devices).
@@ -402,6 +421,14 @@ async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
             upstreams: std::cell::Cell::new(0),
         })
     });
+    let cira = shared.cira.as_ref().map(|c| {
+        Rc::new(crate::cira::CiraCore {
+            shared: c.clone(),
+            core: id,
+            throttle: RefCell::default(),
+            mqtt: mqtt.clone(),
+        })
+    });
     let mut conn_ctxs = Vec::with_capacity(shared.listeners.len());
     for (idx, (l, cert)) in shared.listeners.iter().zip(&shared.certs).enumerate() {
         let tls = match cert {
@@ -421,6 +448,7 @@ async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
             tls,
             mqtt: mqtt.clone().filter(|_| l.protocol == Protocol::Mqtt),
             front: front.clone().filter(|_| l.protocol == Protocol::Https),
+            cira: cira.clone().filter(|_| l.protocol == Protocol::Cira),
             limits: IoLimits {
                 handshake: l.stage("handshake"),
                 write_stall: l.write_stall,

@@ -30,13 +30,25 @@ pub(crate) fn set_link(link: Option<LinkHandle>) {
 }
 
 fn send(action: &str, actor: &str, target: &str, source: Option<IpAddr>, detail: &str) {
+    record(action, actor, target, "denied", source, detail);
+}
+
+/// Queues one audit record on this core's control link (if any). Also used by the CIRA server.
+pub(crate) fn record(
+    action: &str,
+    actor: &str,
+    target: &str,
+    outcome: &str,
+    source: Option<IpAddr>,
+    detail: &str,
+) {
     LINK.with(|l| {
         if let Some(link) = l.borrow().as_ref() {
             link.audit(AuditRecord {
                 action: action.to_string(),
                 actor: actor.to_string(),
                 target: target.to_string(),
-                outcome: "denied".to_string(),
+                outcome: outcome.to_string(),
                 source,
                 detail: detail.to_string(),
             });
@@ -45,7 +57,7 @@ fn send(action: &str, actor: &str, target: &str, source: Option<IpAddr>, detail:
 }
 
 /// Whether a log line may be written now, and how many were suppressed before it.
-fn allow() -> Option<u64> {
+pub(crate) fn allow() -> Option<u64> {
     WINDOW.with(|w| {
         let (start, n, suppressed) = w.get();
         let now = Instant::now();

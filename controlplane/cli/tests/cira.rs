@@ -1,0 +1,388 @@
+//! The CIRA server end to end: `rampart up` with the CIRA port, and simulated Intel AMT devices
+//! (`rampart_loadgen::amt`) over real TLS with the CA `rampart init` made.
+//!
+//! Each test allowlists its devices with the real CLI (`rampart device add`, which prints the
+//! generated MPS password once), waits until the data plane has applied that policy, then drives
+//! the APF session message by message.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rampart_apf_proto::{Message, reason};
+use rampart_loadgen::amt::{Device, DeviceSpec, Setup};
+use serde_json::Value;
+
+mod common;
+
+use common::{Install, Running, free_port, text, wait_applied};
+
+const T: Duration = Duration::from_secs(5);
+
+struct Cira {
+    install: Install,
+    up: Option<Running>,
+    metrics: u16,
+}
+
+impl Cira {
+    /// `rampart up` with the CIRA port; `amt`: `[dataplane.amt]` lines; `cira`: the CIRA
+    /// listener's lines. An MQTT plain listener carries the device events.
+    fn start(amt: &str, cira: &str, plain: u16) -> Self {
+        let metrics = free_port();
+        let install = Install::with(
+            &format!(
+                "metrics_listen = \"127.0.0.1:{metrics}\"\n[dataplane.amt]\n{amt}\n\
+                 [dataplane.broker]\nplain_listen = [\"127.0.0.1:{plain}\"]\n"
+            ),
+            ["off", "off", cira],
+        );
+        let up = install.start("up");
+        Self {
+            install,
+            up: Some(up),
+            metrics,
+        }
+    }
+
+    fn target(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.install.ports[2]))
+    }
+
+    fn log(&self) -> String {
+        self.up.as_ref().map(Running::log_text).unwrap_or_default()
+    }
+
+    fn stop(&mut self) -> String {
+        self.up.take().map(Running::stop).unwrap_or_default()
+    }
+
+    /// Allowlists `guid` with user `admin`; returns the generated MPS password.
+    fn add_device(&self, guid: &str) -> String {
+        let out = self
+            .install
+            .run(&["device", "add", "--guid", guid, "--mps-username", "admin"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let pw = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("MPS password (shown once): "))
+            .unwrap_or_else(|| panic!("no password in {stdout}"))
+            .trim()
+            .to_owned();
+        wait_applied(&self.install);
+        pw
+    }
+
+    fn device(&self, guid: &str, password: &str, ports: &[u32]) -> Device {
+        let spec = DeviceSpec {
+            guid: guid.parse().unwrap(),
+            username: "admin".into(),
+            password: password.into(),
+            ports: ports.to_vec(),
+        };
+        Device::connect(
+            self.target(),
+            self.install.rustls_client(),
+            "localhost",
+            spec,
+            T,
+        )
+        .unwrap()
+    }
+
+    fn metric(&self, name: &str) -> Option<u64> {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "2"])
+            .arg(format!("http://127.0.0.1:{}/metrics", self.metrics))
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        let out = self.install.run(&["audit", "--json", "--limit", "200"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array().unwrap().clone()
+    }
+
+    /// Waits for an audit row (records travel over the control link in batches).
+    fn wait_audit(&self, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(row) = self.audit().into_iter().find(|r| pred(r)) {
+                return row;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such audit record:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+const G1: &str = "12345678-9abc-def0-1122-334455667788";
+const G2: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+const G3: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+
+#[test]
+fn allowlisted_device_is_admitted_keeps_alive_and_is_evented() {
+    let plain = free_port();
+    let mut c = Cira::start("", "", plain);
+    let out = c.install.run(&[
+        "acl",
+        "add",
+        "--user",
+        "scenectrl",
+        "--topic",
+        "mps/events",
+        "--access",
+        "read",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pw = c.add_device(G1);
+    // A subscriber on mps/events, as MPS's consumers have.
+    let mut sub = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &plain.to_string(),
+            "-t",
+            "mps/events",
+            "-v",
+        ])
+        .args(["-u", "scenectrl", "-P"])
+        .arg(controller_password(&c.install))
+        .args(["-W", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut d = c.device(G1, &pw, &[16992, 623, 16994, 5900]);
+    let setup = d.setup(0, T).unwrap();
+    assert_eq!(
+        setup,
+        Setup::Forwarding {
+            keepalive: Some((30, 90))
+        },
+        "{}",
+        c.log()
+    );
+    assert_eq!(d.keepalive(0xff, T).unwrap(), 0xff);
+    assert_eq!(c.metric("rampart_cira_tunnels"), Some(1));
+    c.wait_audit(|r| {
+        r["action"] == "cira.connect" && r["outcome"] == "success" && r["object"] == G1
+    });
+    // The device leaves with DISCONNECT: the tunnel is gone and the event says so.
+    d.send(&Message::Disconnect {
+        reason: reason::BY_APPLICATION,
+    })
+    .unwrap();
+    let (_, closed) = d.serve_for(T).unwrap();
+    assert!(closed);
+    let deadline = Instant::now() + T;
+    while c.metric("rampart_cira_tunnels") != Some(0) {
+        assert!(Instant::now() < deadline, "tunnel still counted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = sub.kill();
+    let out = sub.wait_with_output().unwrap();
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("mps/events "))
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}\n{}", text(&out));
+    assert_eq!(events[0]["methods"][0], "CIRA_Connected");
+    assert_eq!(events[0]["type"], "success");
+    assert_eq!(events[0]["guid"], G1);
+    assert_eq!(events[1]["methods"][0], "CIRA_Disconnected");
+    c.stop();
+}
+
+/// The password `init` made for the `scenectrl` service account.
+fn controller_password(install: &Install) -> String {
+    let raw = std::fs::read(install.secrets().join("controller.auth")).unwrap();
+    let v: Value = serde_json::from_slice(&raw).unwrap();
+    v["password"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn unknown_guid_is_refused_before_credentials_and_wrong_password_after() {
+    let mut c = Cira::start("", "", free_port());
+    let pw = c.add_device(G1);
+    // Unknown GUID: DISCONNECT(HOST_NOT_ALLOWED_TO_CONNECT) right after PROTOCOLVERSION, even
+    // though the credentials arrived in the same write; no USERAUTH answer comes.
+    let mut d = c.device(G2, &pw, &[16992]);
+    let setup = d.setup(0, T).unwrap();
+    assert_eq!(
+        setup,
+        Setup::Disconnected(reason::HOST_NOT_ALLOWED_TO_CONNECT),
+        "{}",
+        c.log()
+    );
+    let row = c.wait_audit(|r| r["action"] == "cira.connect" && r["object"] == G2);
+    assert_eq!(row["outcome"], "failure");
+    assert!(
+        row["detail"].as_str().unwrap().contains("unknown_guid"),
+        "{row}"
+    );
+
+    // Wrong password on an allowlisted GUID: USERAUTH_FAILURE, audited as bad_credentials.
+    let mut d = c.device(G1, "wrong-password", &[16992]);
+    let setup = d.setup(0, T).unwrap();
+    assert!(
+        matches!(setup, Setup::AuthFailed | Setup::Disconnected(_)),
+        "{setup:?}"
+    );
+    let row = c.wait_audit(|r| {
+        r["action"] == "cira.connect" && r["object"] == G1 && r["outcome"] == "failure"
+    });
+    assert!(
+        row["detail"].as_str().unwrap().contains("bad_credentials"),
+        "{row}"
+    );
+    assert_eq!(c.metric("rampart_cira_tunnels"), Some(0));
+    assert!(c.metric("rampart_cira_unknown_guid_total").unwrap() >= 1);
+    assert!(c.metric("rampart_cira_bad_credentials_total").unwrap() >= 1);
+    let log = c.stop();
+    assert!(!log.contains(&pw), "the MPS password is in the log");
+}
+
+#[test]
+fn split_and_coalesced_input_both_work() {
+    let c = Cira::start("", "", free_port());
+    let pw = c.add_device(G1);
+    // One byte per TLS record.
+    let mut d = c.device(G1, &pw, &[16992, 16994]);
+    assert!(
+        matches!(d.setup(1, T).unwrap(), Setup::Forwarding { .. }),
+        "{}",
+        c.log()
+    );
+    // Keepalives coalesced with each other in one write: both answered.
+    let mut two = bytes::BytesMut::new();
+    rampart_apf_proto::encode(&Message::KeepaliveRequest { cookie: 1 }, &mut two);
+    rampart_apf_proto::encode(&Message::KeepaliveRequest { cookie: 2 }, &mut two);
+    d.send_raw(&two).unwrap();
+    let mut cookies = Vec::new();
+    while cookies.len() < 2 {
+        match d.recv(T).unwrap() {
+            Some(Message::KeepaliveReply { cookie }) => cookies.push(cookie),
+            Some(_) => {}
+            None => panic!("closed"),
+        }
+    }
+    assert_eq!(cookies, vec![1, 2]);
+}
+
+#[test]
+fn idle_tunnels_time_out_and_silent_devices_miss_the_auth_deadline() {
+    let c = Cira::start(
+        "keepalive_interval_secs = 1\nidle_timeout_secs = 2",
+        "request_read_timeout = \"handshake=5 auth=2\"",
+        free_port(),
+    );
+    let pw = c.add_device(G1);
+    let mut d = c.device(G1, &pw, &[16992]);
+    assert_eq!(
+        d.setup(0, T).unwrap(),
+        Setup::Forwarding {
+            keepalive: Some((1, 2))
+        }
+    );
+    // Keepalives keep it: 3 s of keepalives every 500 ms.
+    for i in 0..6 {
+        assert_eq!(d.keepalive(i, T).unwrap(), i);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Then silence: closed after the idle timeout.
+    let start = Instant::now();
+    let (reason, closed) = d.serve_for(Duration::from_secs(6)).unwrap();
+    let took = start.elapsed();
+    assert!(closed || reason.is_some(), "still open after {took:?}");
+    assert!(
+        // The last keepalive was 500 ms before the silence began: 2 s idle ends 1.5 s in.
+        took >= Duration::from_millis(1200) && took < Duration::from_millis(3500),
+        "idle close after {took:?}"
+    );
+    assert!(c.metric("rampart_cira_idle_timeouts_total").unwrap() >= 1);
+
+    // A device that completes TLS and then says nothing is gone at the auth deadline.
+    let mut quiet = c.device(G1, &pw, &[16992]);
+    let start = Instant::now();
+    let (_, closed) = quiet.serve_for(Duration::from_secs(6)).unwrap();
+    let took = start.elapsed();
+    assert!(closed, "still open");
+    assert!(took < Duration::from_millis(3500), "closed after {took:?}");
+}
+
+#[test]
+fn a_second_connection_replaces_the_first() {
+    let c = Cira::start("", "", free_port());
+    let pw = c.add_device(G1);
+    let mut first = c.device(G1, &pw, &[16992]);
+    assert!(matches!(
+        first.setup(0, T).unwrap(),
+        Setup::Forwarding { .. }
+    ));
+    let mut second = c.device(G1, &pw, &[16992]);
+    assert!(matches!(
+        second.setup(0, T).unwrap(),
+        Setup::Forwarding { .. }
+    ));
+    // The first is told to go and closed; the second keeps working.
+    let (reason, closed) = first.serve_for(T).unwrap();
+    assert_eq!(reason, Some(reason::BY_APPLICATION));
+    assert!(closed);
+    assert_eq!(second.keepalive(7, T).unwrap(), 7);
+    assert_eq!(c.metric("rampart_cira_tunnels"), Some(1));
+    assert!(c.metric("rampart_cira_replaced_total").unwrap() >= 1);
+}
+
+#[test]
+fn malformed_input_closes_only_that_tunnel() {
+    let c = Cira::start("", "", free_port());
+    let pw1 = c.add_device(G1);
+    let pw3 = c.add_device(G3);
+    let mut good = c.device(G1, &pw1, &[16992]);
+    assert!(matches!(
+        good.setup(0, T).unwrap(),
+        Setup::Forwarding { .. }
+    ));
+    let mut bad = c.device(G3, &pw3, &[16992]);
+    assert!(matches!(bad.setup(0, T).unwrap(), Setup::Forwarding { .. }));
+    // An unknown message type: DISCONNECT(PROTOCOL_ERROR), then the close.
+    bad.send_raw(&[0x77, 1, 2, 3]).unwrap();
+    let (reason, closed) = bad.serve_for(T).unwrap();
+    assert_eq!(reason, Some(reason::PROTOCOL_ERROR));
+    assert!(closed);
+    // A string longer than the 2048-byte limit, announced in a SERVICE_REQUEST on a fresh
+    // tunnel: refused from the length field, before the bytes.
+    let mut huge = c.device(G3, &pw3, &[16992]);
+    huge.send(&Message::ProtocolVersion {
+        major: 1,
+        minor: 0,
+        trigger: 1,
+        guid: G3.parse().unwrap(),
+    })
+    .unwrap();
+    huge.send_raw(&[5, 0, 0x10, 0, 0]).unwrap();
+    let (reason, closed) = huge.serve_for(T).unwrap();
+    assert_eq!(reason, Some(reason::PROTOCOL_ERROR));
+    assert!(closed);
+    // The good one still has its keepalives answered.
+    assert_eq!(good.keepalive(42, T).unwrap(), 42);
+    assert!(c.metric("rampart_cira_protocol_errors_total").unwrap() >= 2);
+}
