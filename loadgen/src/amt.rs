@@ -3,9 +3,11 @@
 //! It does what AMT firmware does when it dials its Management Presence Server: TLS, then
 //! PROTOCOLVERSION with its GUID, `auth@amt.intel.com`, password authentication,
 //! `pfwd@amt.intel.com`, one `tcpip-forward` per port, keepalives at the interval the server
-//! asks for. Once forwarding, [`Device::serve`] answers what the server does: channel opens are
+//! asks for. Once forwarding, [`Device::handle`] answers what the server does: channel opens are
 //! confirmed (with a 4 KiB window, as AMT's), channel data is echoed back within the server's
-//! window, window adjusts are sent for what it consumed, and closes are answered.
+//! window (or, on port 16992 of a device [`Device::with_wsman`], answered by a small WS-MAN
+//! service with AMT's digest challenge and chunked answers), window adjusts are sent for what it
+//! consumed, and closes are answered.
 //!
 //! The integration tests drive it message by message (and byte by byte, for split input);
 //! the `cira` load mode will run many of them.
@@ -66,6 +68,12 @@ struct Channel {
     unacked: u32,
     /// Data waiting for window.
     pending: Vec<u8>,
+    /// On port 16992 of a device with AMT credentials: its WS-MAN service.
+    wsman: Option<WsmanResponder>,
+    /// Received bytes not yet taken by the WS-MAN service.
+    rx: BytesMut,
+    /// Close the channel once `pending` is sent (after a 401, as AMT does).
+    close_after: bool,
 }
 
 /// A simulated device with one TLS connection.
@@ -81,6 +89,10 @@ pub struct Device {
     pub received: HashMap<u32, Vec<u8>>,
     /// Messages received and not otherwise handled, oldest first.
     pub inbox: Vec<Message>,
+    /// The AMT admin credentials of the WS-MAN service (see [`Device::with_wsman`]).
+    amt: Option<(String, String)>,
+    /// WS-MAN requests answered with 200, over every channel.
+    pub wsman_served: u32,
 }
 
 impl Device {
@@ -113,7 +125,16 @@ impl Device {
             next_channel: 0x100,
             received: HashMap::new(),
             inbox: Vec::new(),
+            amt: None,
+            wsman_served: 0,
         })
+    }
+
+    /// Serves WS-MAN on channels to port 16992 with these AMT admin credentials (digest
+    /// challenge first), instead of echoing.
+    pub fn with_wsman(mut self, user: &str, password: &str) -> Self {
+        self.amt = Some((user.to_string(), password.to_string()));
+        self
     }
 
     /// The encoded setup messages, in order: what a device sends before forwarding.
@@ -283,11 +304,21 @@ impl Device {
                 }
                 let id = self.next_channel;
                 self.next_channel += 1;
+                let wsman = match (&self.amt, connected_port) {
+                    (Some((user, pw)), 16992) => Some(WsmanResponder::new(
+                        &self.spec.guid,
+                        user,
+                        pw,
+                        u64::from(id),
+                    )),
+                    _ => None,
+                };
                 self.channels.insert(
                     id,
                     Channel {
                         server_id: sender,
                         send_window: window,
+                        wsman,
                         ..Channel::default()
                     },
                 );
@@ -306,7 +337,21 @@ impl Device {
                     .or_default()
                     .extend_from_slice(&data);
                 ch.unacked += data.len() as u32;
-                ch.pending.extend_from_slice(&data);
+                match ch.wsman.as_mut() {
+                    Some(w) => {
+                        ch.rx.extend_from_slice(&data);
+                        let before = w.served;
+                        while let Some((reply, close)) = w.feed(&mut ch.rx)? {
+                            ch.pending.extend_from_slice(&reply);
+                            if close {
+                                ch.close_after = true;
+                                break;
+                            }
+                        }
+                        self.wsman_served += w.served - before;
+                    }
+                    None => ch.pending.extend_from_slice(&data),
+                }
                 let adjust = (ch.unacked >= DEVICE_WINDOW / 2).then(|| {
                     let n = ch.unacked;
                     ch.unacked = 0;
@@ -347,16 +392,22 @@ impl Device {
             return Ok(());
         };
         let n = ch.pending.len().min(ch.send_window as usize);
-        if n == 0 {
-            return Ok(());
-        }
-        let data: Vec<u8> = ch.pending.drain(..n).collect();
-        ch.send_window -= n as u32;
         let recipient = ch.server_id;
-        self.send(&Message::ChannelData {
-            recipient,
-            data: data.into(),
-        })?;
+        if n > 0 {
+            let data: Vec<u8> = ch.pending.drain(..n).collect();
+            ch.send_window -= n as u32;
+            self.send(&Message::ChannelData {
+                recipient,
+                data: data.into(),
+            })?;
+        }
+        let done = self
+            .channels
+            .get(&id)
+            .is_some_and(|ch| ch.close_after && ch.pending.is_empty());
+        if done {
+            self.send(&Message::ChannelClose { recipient })?;
+        }
         Ok(())
     }
 
@@ -384,5 +435,205 @@ impl Device {
     /// The device's spec.
     pub fn spec(&self) -> &DeviceSpec {
         &self.spec
+    }
+}
+
+/// The device's WS-MAN service on port 16992, as far as a simulator needs it: HTTP/1.1 requests
+/// to `POST /wsman` with digest authentication (a 401 with a challenge and `Connection: close`
+/// first, as AMT answers), then a chunked SOAP answer in small chunks, as AMT sends them.
+#[derive(Debug)]
+pub struct WsmanResponder {
+    realm: String,
+    nonce: String,
+    user: String,
+    password: Vec<u8>,
+    parser: rampart_http_proto::RequestParser,
+    head: Option<rampart_http_proto::RequestHead>,
+    body: Option<rampart_http_proto::BodyDecoder>,
+    got: Vec<u8>,
+    /// Requests answered with 200.
+    pub served: u32,
+    /// Requests answered with 401.
+    pub challenged: u32,
+}
+
+impl WsmanResponder {
+    /// A responder for a device with AMT `user`/`password`; `seed` makes the nonce.
+    pub fn new(guid: &Guid, user: &str, password: &str, seed: u64) -> Self {
+        Self {
+            realm: format!(
+                "Digest:{}",
+                guid.to_string().replace('-', "").to_uppercase()
+            ),
+            nonce: format!("{seed:016x}{:016x}", seed.rotate_left(17) ^ 0x5a5a_5a5a),
+            user: user.to_string(),
+            password: password.as_bytes().to_vec(),
+            parser: rampart_http_proto::RequestParser::new(rampart_http_proto::Limits::default()),
+            head: None,
+            body: None,
+            got: Vec::new(),
+            served: 0,
+            challenged: 0,
+        }
+    }
+
+    /// Feeds channel data; returns the answer bytes once a request is complete, and whether the
+    /// channel should close after them.
+    pub fn feed(&mut self, buf: &mut BytesMut) -> anyhow::Result<Option<(Vec<u8>, bool)>> {
+        use rampart_http_proto::{BodyDecoder, BodyEvent, BodyLimits};
+        if self.head.is_none() {
+            let Some((head, used)) = self
+                .parser
+                .parse(buf)
+                .map_err(|e| anyhow::anyhow!("bad request: {}", e.reason()))?
+            else {
+                return Ok(None);
+            };
+            let _ = buf.split_to(used);
+            self.body = Some(BodyDecoder::new(head.body, BodyLimits::default()));
+            self.head = Some(head);
+            self.got.clear();
+        }
+        let Some(dec) = self.body.as_mut() else {
+            return Ok(None);
+        };
+        loop {
+            match dec
+                .decode(buf)
+                .map_err(|e| anyhow::anyhow!("bad body: {}", e.reason()))?
+            {
+                Some(BodyEvent::Data(d)) => self.got.extend_from_slice(&d),
+                Some(BodyEvent::End) => break,
+                None => return Ok(None),
+            }
+        }
+        let head = self.head.take().expect("head parsed above");
+        self.body = None;
+        self.parser.reset();
+        Ok(Some(self.answer(&head)))
+    }
+
+    fn answer(&mut self, head: &rampart_http_proto::RequestHead) -> (Vec<u8>, bool) {
+        let authorized = head.method == "POST"
+            && head.path() == "/wsman"
+            && head.headers.get_str("authorization").is_some_and(|a| {
+                a.contains(&format!("username=\"{}\"", self.user))
+                    && rampart_wsman::digest::verify(
+                        a,
+                        &self.realm,
+                        &self.nonce,
+                        &self.password,
+                        "POST",
+                    )
+            });
+        if !authorized {
+            self.challenged += 1;
+            let page = "<html><head></head><body>Unauthorized</body></html>";
+            let out = format!(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"{}\", \
+                 nonce=\"{}\",stale=\"false\",qop=\"auth\"\r\nContent-Type: text/html\r\n\
+                 Server: Intel(R) Active Management Technology (simulated)\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                self.realm,
+                self.nonce,
+                page.len()
+            );
+            return (out.into_bytes(), true);
+        }
+        self.served += 1;
+        // Echo what was asked for (its ResourceURI, if any) in a SOAP envelope.
+        let request = String::from_utf8_lossy(&self.got);
+        let resource = request
+            .split("<w:ResourceURI>")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .unwrap_or("");
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><a:Envelope \
+             xmlns:a=\"http://www.w3.org/2003/05/soap-envelope\"><a:Body>\
+             <g:Simulated><g:ResourceURI>{resource}</g:ResourceURI>\
+             <g:Served>{}</g:Served></g:Simulated></a:Body></a:Envelope>",
+            self.served
+        );
+        let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml; charset=UTF-8\r\n\
+Transfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
+        // AMT's chunks: four hex digits, the XML cut anywhere.
+        for piece in xml.as_bytes().chunks(37) {
+            out.extend_from_slice(format!("{:04x}\r\n", piece.len()).as_bytes());
+            out.extend_from_slice(piece);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        (out, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_wsman::{Call, DigestClient, Next};
+
+    /// The control plane's WS-MAN client against the simulated device's responder, in memory.
+    #[test]
+    fn digest_retry_then_chunked_answer() {
+        let guid: Guid = "12345678-9abc-def0-1122-334455667788".parse().unwrap();
+        let mut dev = WsmanResponder::new(&guid, "admin", "P@ssw0rd", 7);
+        let mut digest = DigestClient::new();
+        let body = b"<w:ResourceURI>http://intel.com/wbem/wscim/1/amt-schema/1/AMT_GeneralSettings</w:ResourceURI>".to_vec();
+        let mut call = Call::new(format!("{guid}:16992"), body);
+        let mut wire = BytesMut::from(&call.request(&mut digest, "admin", b"P@ssw0rd", "c1")[..]);
+        let mut answers = 0;
+        let done = loop {
+            let (reply, close) = dev.feed(&mut wire).unwrap().expect("a whole request");
+            answers += 1;
+            let mut rx = BytesMut::from(&reply[..]);
+            let resp = call.on_data(&mut rx).unwrap().expect("a whole response");
+            match call
+                .after(resp, &mut digest, "admin", b"P@ssw0rd", "c2")
+                .unwrap()
+            {
+                Next::Done(r) => break r,
+                Next::Retry(bytes) => {
+                    assert!(close, "AMT closes after a 401");
+                    wire = BytesMut::from(&bytes[..]);
+                }
+            }
+        };
+        assert_eq!(answers, 2);
+        assert_eq!(done.status, 200);
+        let xml = String::from_utf8(done.body).unwrap();
+        assert!(xml.contains("AMT_GeneralSettings</g:ResourceURI>"), "{xml}");
+        assert_eq!((dev.challenged, dev.served), (1, 1));
+        // The next call reuses the challenge: no 401, the nonce count moves on.
+        let mut call = Call::new(format!("{guid}:16992"), b"<x/>".to_vec());
+        let mut wire = BytesMut::from(&call.request(&mut digest, "admin", b"P@ssw0rd", "c3")[..]);
+        let (reply, _) = dev.feed(&mut wire).unwrap().unwrap();
+        let resp = call
+            .on_data(&mut BytesMut::from(&reply[..]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(resp.status, 200);
+        // A wrong password is refused.
+        let mut bad = DigestClient::new();
+        let mut call = Call::new("h", Vec::new());
+        let mut wire = BytesMut::from(&call.request(&mut bad, "admin", b"nope", "c")[..]);
+        let (reply, _) = dev.feed(&mut wire).unwrap().unwrap();
+        let resp = call
+            .on_data(&mut BytesMut::from(&reply[..]))
+            .unwrap()
+            .unwrap();
+        let Ok(Next::Retry(again)) = call.after(resp, &mut bad, "admin", b"nope", "c") else {
+            panic!("expected a retry");
+        };
+        let (reply, _) = dev.feed(&mut BytesMut::from(&again[..])).unwrap().unwrap();
+        let resp = call
+            .on_data(&mut BytesMut::from(&reply[..]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            call.after(resp, &mut bad, "admin", b"nope", "c"),
+            Err(rampart_wsman::CallError::Unauthorized)
+        );
     }
 }
