@@ -1,5 +1,5 @@
-//! The control link's incremental decoders (`FrameDecoder` for `SNAPSHOT` and `AUTHED`,
-//! `UplinkDecoder` for `APPLIED`, `REJECTED`, `AUTH` and `AUDIT`) on hostile bytes: never panic,
+//! The control link's incremental decoders (`FrameDecoder` for `SNAPSHOT`, `AUTHED` and `KICK`,
+//! `UplinkDecoder` for `APPLIED`, `REJECTED`, `AUTH`, `AUDIT` and `DEVICES`) on hostile bytes: never panic,
 //! never hold more than one header line or one body, give the same result however the stream is
 //! split, and whatever they accept re-encodes to bytes that decode the same.
 //!
@@ -9,8 +9,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use rampart_policy::link::{
-    Frame, FrameDecoder, FrameError, MAX_ACK_LINE, MAX_AUDIT_BODY, MAX_AUTH_BODY, MAX_FRAME_HEADER,
-    Uplink, UplinkDecoder, audit_header, authed_line, snapshot_header,
+    Frame, FrameDecoder, FrameError, MAX_ACK_LINE, MAX_AUDIT_BODY, MAX_AUTH_BODY,
+    MAX_DEVICES_BODY, MAX_FRAME_HEADER, Uplink, UplinkDecoder, audit_header, authed_line,
+    devices_header, kick_line, snapshot_header,
 };
 
 /// A small body limit, so that `TooLarge` is reachable within -max_len.
@@ -51,7 +52,7 @@ fn uplinks(stream: &[u8], chunk: usize) -> (Vec<Uplink>, Option<FrameError>) {
                 }
                 Err(e) => return (out, Some(e)),
             }
-            assert!(dec.buffered() <= MAX_AUDIT_BODY.max(MAX_ACK_LINE));
+            assert!(dec.buffered() <= MAX_DEVICES_BODY.max(MAX_AUDIT_BODY).max(MAX_ACK_LINE));
         }
     }
     (out, None)
@@ -75,6 +76,12 @@ fn encode_uplink(msg: &Uplink) -> Vec<u8> {
         Uplink::Audit(body) => {
             assert!(body.len() <= MAX_AUDIT_BODY);
             let mut wire = audit_header(body.len()).into_bytes();
+            wire.extend_from_slice(body);
+            wire
+        }
+        Uplink::Devices(body) => {
+            assert!(body.len() <= MAX_DEVICES_BODY);
+            let mut wire = devices_header(body.len()).into_bytes();
             wire.extend_from_slice(body);
             wire
         }
@@ -102,6 +109,11 @@ fuzz_target!(|data: &[u8]| {
             }
             Frame::Authed { id, verdict } => {
                 let wire = authed_line(*id, *verdict);
+                assert!(wire.len() <= MAX_FRAME_HEADER, "{wire:?}");
+                wire.into_bytes()
+            }
+            Frame::Kick(guid) => {
+                let wire = kick_line(guid).expect("a decoded KICK carries a canonical GUID");
                 assert!(wire.len() <= MAX_FRAME_HEADER, "{wire:?}");
                 wire.into_bytes()
             }

@@ -3,7 +3,8 @@
 //!
 //! Each test allowlists its devices with the real CLI (`rampart device add`, which prints the
 //! generated MPS password once), waits until the data plane has applied that policy, then drives
-//! the APF session message by message.
+//! the APF session message by message. The device registry (connection status over the control
+//! link) is read and driven through the admin socket.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -109,6 +110,47 @@ impl Cira {
         assert!(out.status.success(), "{}", text(&out));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         v.as_array().unwrap().clone()
+    }
+
+    /// One request on the admin socket: status and JSON body (Null if empty).
+    fn admin(&self, method: &str, path: &str) -> (u16, Value) {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                "-w",
+                "\n%{http_code}",
+                "-X",
+                method,
+            ])
+            .arg("--unix-socket")
+            .arg(self.install.dir.path().join("var/run/admin.sock"))
+            .arg(format!("http://rampart{path}"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("curl is installed");
+        let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = raw.rsplit_once('\n').unwrap_or(("", &raw));
+        let code = code.trim().parse().unwrap_or(0);
+        (code, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// Waits until the device registry's row of `guid` satisfies `pred`; returns it.
+    fn wait_device(&self, guid: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (code, row) = self.admin("GET", &format!("/api/v1/devices/{guid}"));
+            if code == 200 && pred(&row) {
+                return row;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "device {guid} never {what}: {code} {row}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits for an audit row (records travel over the control link in batches).
@@ -385,4 +427,118 @@ fn malformed_input_closes_only_that_tunnel() {
     // The good one still has its keepalives answered.
     assert_eq!(good.keepalive(42, T).unwrap(), 42);
     assert!(c.metric("rampart_cira_protocol_errors_total").unwrap() >= 2);
+}
+
+/// The node name the data plane reports devices under: the host name.
+fn node_name() -> String {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let h = h.trim();
+    let valid = (1..=64).contains(&h.len())
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid {
+        h.to_owned()
+    } else {
+        "dataplane".to_owned()
+    }
+}
+
+#[test]
+fn device_registry_follows_tunnels_and_disconnect_closes_one() {
+    let mut c = Cira::start("", "", free_port());
+    let pw = c.add_device(G1);
+    let (code, row) = c.admin("GET", &format!("/api/v1/devices/{G1}"));
+    assert_eq!(code, 200, "{row}");
+    assert_eq!(row["connectionStatus"], false);
+    assert_eq!(row["mpsInstance"], Value::Null);
+    // Not connected: MPS's 404; not a device at all: ours.
+    let (code, body) = c.admin("DELETE", &format!("/api/v1/devices/disconnect/{G1}"));
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (404, Some("not_connected"))
+    );
+    let (code, body) = c.admin("DELETE", &format!("/api/v1/devices/disconnect/{G2}"));
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+
+    // Connected: the row says so, with the node, within moments (not at the next full list).
+    let mut d = c.device(G1, &pw, &[16992]);
+    let started = Instant::now();
+    assert!(matches!(d.setup(0, T).unwrap(), Setup::Forwarding { .. }));
+    let row = c.wait_device(G1, "connected", |r| r["connectionStatus"] == true);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(row["mpsInstance"], node_name().as_str(), "{row}");
+    assert!(row["lastConnected"].is_string(), "{row}");
+    assert!(row["lastSeen"].is_string(), "{row}");
+    assert_eq!(row["lastDisconnected"], Value::Null);
+    assert_eq!(d.keepalive(3, T).unwrap(), 3);
+
+    // MPS's disconnect: the device is told (DISCONNECT BY_APPLICATION) and closed, and the row
+    // follows.
+    let (code, body) = c.admin("DELETE", &format!("/api/v1/devices/disconnect/{G1}"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["success"], 200);
+    assert_eq!(
+        body["description"],
+        format!("CIRA connection disconnected : {G1}").as_str()
+    );
+    let (reason, closed) = d.serve_for(T).unwrap();
+    assert_eq!(reason, Some(reason::BY_APPLICATION));
+    assert!(closed);
+    let row = c.wait_device(G1, "disconnected", |r| r["connectionStatus"] == false);
+    assert!(row["lastDisconnected"].is_string(), "{row}");
+    let audit = c.wait_audit(|r| r["action"] == "device.disconnect" && r["object"] == G1);
+    assert_eq!(audit["outcome"], "success");
+
+    // Connected again, then the control plane dies: its data plane is stopped and the device's
+    // disconnect never reaches the store. The next start does not leave it "connected".
+    let mut d = c.device(G1, &pw, &[16992]);
+    assert!(matches!(d.setup(0, T).unwrap(), Setup::Forwarding { .. }));
+    c.wait_device(G1, "connected again", |r| r["connectionStatus"] == true);
+    let log = c.log();
+    let pid = log
+        .lines()
+        .find(|l| l.contains("Rampart is up."))
+        .and_then(|l| {
+            let at = l.find("controlplane_pid")? + "controlplane_pid".len();
+            let digits: String = l[at..]
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<u32>().ok()
+        })
+        .unwrap_or_else(|| panic!("no control plane pid in the log:\n{log}"));
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut up = c.up.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while up.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "rampart up still running");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(up);
+    let (_, closed) = d.serve_for(T).unwrap();
+    assert!(closed, "the tunnel outlived its data plane");
+    c.up = Some(c.install.start("up"));
+    let row = c.wait_device(G1, "disconnected after the restart", |r| {
+        r["connectionStatus"] == false
+    });
+    assert!(row["lastDisconnected"].is_string(), "{row}");
+    assert!(
+        c.log()
+            .contains("Devices recorded as connected at start marked disconnected."),
+        "{}",
+        c.log()
+    );
+    c.stop();
 }

@@ -3,7 +3,8 @@
 //!
 //! Whoever compiles the policy calls [`Feed::publish`]; every link thread ([`crate::link`])
 //! is woken and sends the new snapshot to its data plane, which answers `APPLIED` or
-//! `REJECTED`; the link records that here ([`Feed::links`], [`Feed::wait_applied`]).
+//! `REJECTED`; the link records that here ([`Feed::links`], [`Feed::wait_applied`]). The API
+//! reaches every connected data plane through it too ([`Feed::kick`]).
 //!
 //! No locks: the current snapshot and the list of links are `arc-swap` cells, each link has a
 //! bounded(1) crossbeam channel that coalesces wake-ups, and per-link status lives in atomics
@@ -51,6 +52,8 @@ pub struct LinkStatus {
     pub applied_at_ms: Option<i64>,
     /// The last generation it rejected on this link, and its reason token.
     pub last_rejection: Option<(u64, String)>,
+    /// The node name it reports its CIRA devices under, once it has sent a report.
+    pub node: Option<String>,
 }
 
 /// The newest snapshot and the links that distribute it. Share it as `Arc<Feed>`.
@@ -70,7 +73,11 @@ struct LinkSlot {
     applied: ArcSwapOption<(u64, i64)>,
     /// (generation, reason) of the last REJECTED.
     rejected: ArcSwapOption<(u64, String)>,
+    /// The node name of its device reports.
+    node: ArcSwapOption<String>,
     wake: Sender<()>,
+    /// Lines for the link's writer (`KICK`).
+    lines: Sender<String>,
 }
 
 impl Default for Feed {
@@ -140,6 +147,7 @@ impl Feed {
                     applied_generation: applied.as_ref().map(|a| a.0),
                     applied_at_ms: applied.as_ref().map(|a| a.1),
                     last_rejection: slot.rejected.load().as_deref().cloned(),
+                    node: slot.node.load().as_deref().cloned(),
                 }
             })
             .collect()
@@ -170,6 +178,28 @@ impl Feed {
         }
     }
 
+    /// Asks every connected data plane to disconnect CIRA device `guid` (canonical), whichever
+    /// holds its tunnel. Returns how many links it was sent to (0 for a GUID that is not
+    /// canonical).
+    pub fn kick(&self, guid: &str) -> usize {
+        let Ok(line) = rampart_policy::link::kick_line(guid) else {
+            return 0;
+        };
+        self.links
+            .load()
+            .iter()
+            .filter(|slot| slot.lines.send(line.clone()).is_ok())
+            .count()
+    }
+
+    /// Whether a connected link other than `except` reports its devices under `node`.
+    pub(crate) fn node_linked(&self, node: &str, except: u64) -> bool {
+        self.links
+            .load()
+            .iter()
+            .any(|s| s.id != except && s.node.load().as_deref().is_some_and(|n| n == node))
+    }
+
     /// Ends every link (their threads close their sockets) and refuses new ones. For an
     /// orderly shutdown: data planes keep their current policy and reconnect later.
     pub fn close(&self) {
@@ -190,8 +220,12 @@ impl Feed {
     }
 
     /// Registers a link whose data plane greeted with `greeted_generation`. The receiver is
-    /// woken on every publish and on close.
-    pub(crate) fn attach(self: &Arc<Self>, greeted_generation: u64) -> (LinkHandle, Receiver<()>) {
+    /// woken on every publish and on close; `lines` takes what [`Feed::kick`] sends it.
+    pub(crate) fn attach(
+        self: &Arc<Self>,
+        greeted_generation: u64,
+        lines: Sender<String>,
+    ) -> (LinkHandle, Receiver<()>) {
         let (wake, rx) = crossbeam_channel::bounded(1);
         let slot = Arc::new(LinkSlot {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -199,7 +233,9 @@ impl Feed {
             greeted_generation,
             applied: ArcSwapOption::empty(),
             rejected: ArcSwapOption::empty(),
+            node: ArcSwapOption::empty(),
             wake,
+            lines,
         });
         self.links.rcu(|links| {
             let mut links = Vec::clone(links);
@@ -247,6 +283,23 @@ impl LinkHandle {
         self.slot
             .rejected
             .store(Some(Arc::new((generation, reason.to_owned()))));
+    }
+
+    /// Records the node name of the link's first device report; a later report under another
+    /// name is refused (`false`).
+    pub(crate) fn set_node(&self, node: &str) -> bool {
+        match self.slot.node.load().as_deref() {
+            Some(n) => n == node,
+            None => {
+                self.slot.node.store(Some(Arc::new(node.to_owned())));
+                true
+            }
+        }
+    }
+
+    /// The node name of its device reports, if it sent one.
+    pub(crate) fn node(&self) -> Option<String> {
+        self.slot.node.load().as_deref().cloned()
     }
 }
 
@@ -297,8 +350,10 @@ mod tests {
     #[test]
     fn links_are_woken_tracked_and_removed() {
         let feed = Arc::new(Feed::new());
-        let (a, wake_a) = feed.attach(0);
-        let (b, wake_b) = feed.attach(7);
+        let (lines_a, kicks_a) = crossbeam_channel::unbounded();
+        let (lines_b, kicks_b) = crossbeam_channel::unbounded();
+        let (a, wake_a) = feed.attach(0, lines_a);
+        let (b, wake_b) = feed.attach(7, lines_b);
         assert_eq!(feed.links().len(), 2);
         assert!(feed.publish(1, vec![0u8]));
         assert!(feed.publish(2, vec![0u8]));
@@ -320,7 +375,25 @@ mod tests {
             Some((2, "checksum_mismatch".to_owned()))
         );
         assert!(links[0].applied_at_ms.is_some());
+        // Kicks go to every link; device reports name their node, once.
+        let guid = "12345678-9abc-def0-1122-334455667788";
+        assert_eq!(feed.kick(guid), 2);
+        assert_eq!(feed.kick("not-a-guid"), 0);
+        let line = format!("KICK {guid}\n");
+        assert_eq!(kicks_a.try_iter().collect::<Vec<_>>(), vec![line.clone()]);
+        assert_eq!(kicks_b.try_iter().collect::<Vec<_>>(), vec![line]);
+        assert_eq!(links[0].node, None);
+        assert!(a.set_node("edge-1"));
+        assert!(a.set_node("edge-1"));
+        assert!(!a.set_node("edge-2"));
+        assert_eq!(a.node().as_deref(), Some("edge-1"));
+        assert!(!feed.node_linked("edge-1", a.id()));
+        assert!(feed.node_linked("edge-1", b.id()));
+        assert!(b.set_node("edge-1"));
+        assert!(feed.node_linked("edge-1", a.id()) && feed.node_linked("edge-1", b.id()));
+        assert_eq!(feed.links()[0].node.as_deref(), Some("edge-1"));
         drop(a);
+        assert!(!feed.node_linked("edge-1", b.id()));
         assert_eq!(feed.links().len(), 1);
         assert_eq!(feed.links()[0].id, b.id());
         drop(b);

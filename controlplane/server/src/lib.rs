@@ -168,6 +168,17 @@ pub fn run(config: ControlplaneConfig) -> Result<(), Error> {
     if !created.is_empty() {
         info!(message = "First start: accounts created.", accounts = %created.join(","));
     }
+    // No data plane is linked yet: any device still recorded as connected is left over from a
+    // crash or an unclean stop. The data planes' full lists reconnect the live ones.
+    let stale = store
+        .disconnect_devices(None, api::now_ms())
+        .map_err(Error::Store)?;
+    if stale > 0 {
+        info!(
+            message = "Devices recorded as connected at start marked disconnected.",
+            devices = stale
+        );
+    }
     let amt = match &config.vault {
         None => rampart_credentials::AmtSecretStore::Local(
             rampart_credentials::envelope::Kek::from_bytes(&master_key),

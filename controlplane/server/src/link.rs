@@ -13,14 +13,22 @@
 //!   plane are running, which pushes back on a flood instead of queueing it;
 //! - `AUDIT` batches are checked record by record (the rules of
 //!   [`check_audit_record`]) and written through [`Audit`](crate::audit::Audit) (store and
-//!   audit log) by one task per link, in order. A malformed batch ends the link.
+//!   audit log) by one task per link, in order. A malformed batch ends the link;
+//! - `DEVICES` reports (CIRA connects and disconnects, and the full list of the devices
+//!   connected to the data plane's node) are checked event by event (the rules of
+//!   [`check_device_event`]; one node name per link) and applied to the device registry in the
+//!   store, one transaction per frame (`Store::record_connections`), by one task per link, in
+//!   order: never a write per keepalive. When the link ends, that task marks the node's devices
+//!   disconnected, unless another link reports under the same node. A malformed report ends
+//!   the link.
 //!
 //! The writer sends the feed's current snapshot, then every newer one as it is published, and
-//! the `AUTHED` answers as they come, between snapshot frames. At most [`MAX_LINKS`] links at
-//! once; the socket is private to Rampart's user anyway.
+//! the `AUTHED` answers and `KICK` lines ([`Feed::kick`]) as they come, between snapshot
+//! frames. At most [`MAX_LINKS`] links at once; the socket is private to Rampart's user anyway.
 //!
 //! Without [`Services`] ([`serve`], for tools and tests that only distribute snapshots), `AUTH`
-//! is answered `unavailable` and `AUDIT` records are logged as lost.
+//! is answered `unavailable`, and `AUDIT` records and `DEVICES` reports are checked and
+//! dropped.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown};
@@ -31,10 +39,11 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use rampart_policy::link::{
-    Ack, AuditRecord, AuthRequest, Hello, PasswordVerdict, Role, Uplink, UplinkDecoder,
-    authed_line, check_audit_record, read_hello, snapshot_header,
+    Ack, AuditRecord, AuthRequest, DeviceEvent, Hello, PasswordVerdict, Role, Uplink,
+    UplinkDecoder, authed_line, check_audit_record, check_device_event, read_hello,
+    snapshot_header, valid_node,
 };
-use rampart_store::{AuditEvent, Outcome};
+use rampart_store::{AuditEvent, ConnectionEvent, ConnectionReport, Outcome};
 use serde::Deserialize;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
@@ -50,6 +59,8 @@ pub const MAX_LINKS: usize = 16;
 pub const MAX_CHECKS_IN_FLIGHT: usize = 64;
 /// Audit batches from one link waiting to be stored; the reader waits beyond that.
 const AUDIT_BACKLOG: usize = 16;
+/// Device reports from one link waiting to be stored; the reader waits beyond that.
+const DEVICES_BACKLOG: usize = 4;
 const GREETING_TIMEOUT: Duration = Duration::from_secs(5);
 /// A snapshot the data plane does not take within this long ends the link.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -137,8 +148,12 @@ fn session(mut s: UnixStream, feed: &Arc<Feed>, services: Option<&Services>) -> 
     };
     s.write_all(ours.encode().as_bytes())
         .map_err(|e| e.to_string())?;
+    // AUTHED and KICK lines for the writer. Unbounded, but AUTHED lines never number more than
+    // MAX_CHECKS_IN_FLIGHT (a check holds its slot until its answer is queued), and KICK lines
+    // come one per API request.
+    let (lines_tx, lines_rx) = crossbeam_channel::unbounded::<String>();
     // Registered before the writer first looks at the feed, so no publish is missed.
-    let (link, wake) = feed.attach(theirs.generation);
+    let (link, wake) = feed.attach(theirs.generation, lines_tx.clone());
     info!(message = "Data plane connected.", link = link.id(), peer = %theirs);
 
     // The reader blocks until a message or EOF; the writer ends it by shutting the socket down.
@@ -147,9 +162,6 @@ fn session(mut s: UnixStream, feed: &Arc<Feed>, services: Option<&Services>) -> 
         .map_err(|e| e.to_string())?;
     let out = s.try_clone().map_err(|e| e.to_string())?;
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
-    // AUTHED lines for the writer. Unbounded, but never more than MAX_CHECKS_IN_FLIGHT: a check
-    // holds its slot until its answer is queued.
-    let (lines_tx, lines_rx) = crossbeam_channel::unbounded::<String>();
     let writer_feed = feed.clone();
     let link_id = link.id();
     let writer = std::thread::Builder::new()
@@ -159,7 +171,8 @@ fn session(mut s: UnixStream, feed: &Arc<Feed>, services: Option<&Services>) -> 
 
     let mut reader = Reader::new(&link, services, lines_tx);
     let read = reader.run(&mut s, &rest);
-    // Audit batches already read are still stored: the task ends once they are.
+    // Audit batches and device reports already read are still stored: their tasks end once
+    // they are (and the device task then marks the node's devices disconnected).
     drop(reader);
     // Stop the writer (if it is still running) and wait for it.
     drop(done_tx);
@@ -178,6 +191,8 @@ struct Reader<'a> {
     slots: (Sender<()>, Receiver<()>),
     /// To this link's audit task, started with the first batch.
     audit: Option<tokio::sync::mpsc::Sender<Vec<AuditEvent>>>,
+    /// To this link's device task, started with the first report.
+    devices: Option<tokio::sync::mpsc::Sender<ConnectionReport>>,
 }
 
 impl<'a> Reader<'a> {
@@ -188,6 +203,7 @@ impl<'a> Reader<'a> {
             lines,
             slots: crossbeam_channel::bounded(MAX_CHECKS_IN_FLIGHT),
             audit: None,
+            devices: None,
         }
     }
 
@@ -215,6 +231,7 @@ impl<'a> Reader<'a> {
                 Uplink::Ack(ack) => self.ack(ack),
                 Uplink::Auth(request) => self.auth(request)?,
                 Uplink::Audit(body) => self.audit(&body)?,
+                Uplink::Devices(body) => self.devices(&body)?,
                 _ => return Err("unexpected message".into()),
             }
         }
@@ -308,6 +325,150 @@ impl<'a> Reader<'a> {
         }
         Ok(())
     }
+
+    /// Checks a device report and hands it to this link's device task.
+    fn devices(&mut self, body: &[u8]) -> Result<(), String> {
+        let report = parse_devices(body)?;
+        if !self.link.set_node(&report.node) {
+            return Err(format!(
+                "device report under node {:?}, after reports under {:?}",
+                report.node,
+                self.link.node().unwrap_or_default()
+            ));
+        }
+        let Some(services) = self.services else {
+            tracing::debug!(
+                message =
+                    "Device report from the data plane not stored: this control link stores none.",
+                link = self.link.id(),
+                events = report.events.len()
+            );
+            return Ok(());
+        };
+        let link = self.link.id();
+        let node = report.node.clone();
+        let tx = self.devices.get_or_insert_with(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel::<ConnectionReport>(DEVICES_BACKLOG);
+            services
+                .runtime
+                .spawn(record_devices(services.state.clone(), rx, link, node));
+            tx
+        });
+        // Waits only while DEVICES_BACKLOG reports are queued (a slow store).
+        if tx.blocking_send(report).is_err() {
+            warn!(
+                message = "Device report from the data plane lost: the control plane is stopping.",
+                link
+            );
+        }
+        Ok(())
+    }
+}
+
+/// One link's device task: applies its reports in order, one transaction each; when the link
+/// has ended (the channel closed), marks its node's devices disconnected unless another link
+/// reports under that node.
+async fn record_devices(
+    state: AppState,
+    mut reports: tokio::sync::mpsc::Receiver<ConnectionReport>,
+    link: u64,
+    node: String,
+) {
+    while let Some(report) = reports.recv().await {
+        let (full, events) = (report.full, report.events.len());
+        let now = now_ms();
+        match state
+            .blocking(move |s| s.record_connections(&report, now))
+            .await
+        {
+            Ok(done) => tracing::debug!(
+                message = "Device report recorded.",
+                link,
+                full,
+                events,
+                updated = done.updated,
+                reconciled = done.reconciled
+            ),
+            // The next full list (at most a minute away) makes good.
+            Err(error) => warn!(message = "Cannot record a device report.", link, %error),
+        }
+    }
+    if state.feed.node_linked(&node, link) {
+        return;
+    }
+    let now = now_ms();
+    let n = node.clone();
+    match state
+        .blocking(move |s| s.disconnect_devices(Some(&n), now))
+        .await
+    {
+        Ok(0) => {}
+        Ok(devices) => info!(
+            message = "Data plane gone: its CIRA devices are marked disconnected.",
+            link, node, devices
+        ),
+        Err(error) => warn!(
+            message = "Cannot mark a gone data plane's devices disconnected.",
+            link,
+            node,
+            %error
+        ),
+    }
+}
+
+/// A `DEVICES` body (see [`rampart_policy::link`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireDevices {
+    node: String,
+    full: bool,
+    events: Vec<WireDeviceEvent>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireDeviceEvent {
+    guid: String,
+    connected: bool,
+    at_ms: u64,
+    last_seen_ms: u64,
+}
+
+/// Parses and checks a device report; any malformed event refuses the whole report.
+fn parse_devices(body: &[u8]) -> Result<ConnectionReport, String> {
+    // serde_json's message may quote the data plane's bytes: only the position is reported.
+    let wire: WireDevices = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "malformed device report (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    if !valid_node(&wire.node) {
+        return Err("device report: malformed node name".into());
+    }
+    let mut events = Vec::with_capacity(wire.events.len());
+    for e in wire.events {
+        let event = DeviceEvent {
+            guid: e.guid,
+            connected: e.connected,
+            at_ms: e.at_ms,
+            last_seen_ms: e.last_seen_ms,
+        };
+        check_device_event(&event).map_err(|e| format!("device report: {e}"))?;
+        let ms = |v: u64| i64::try_from(v).map_err(|_| "device report: time out of range");
+        events.push(ConnectionEvent {
+            at: ms(event.at_ms)?,
+            last_seen: ms(event.last_seen_ms)?,
+            guid: event.guid,
+            connected: event.connected,
+        });
+    }
+    Ok(ConnectionReport {
+        node: wire.node,
+        full: wire.full,
+        events,
+    })
 }
 
 /// A password check's answer, owed to the writer. Dropped unsent (the task never ran, or
@@ -470,8 +631,8 @@ fn event_of(r: AuditRecord, now: i64) -> AuditEvent {
     }
 }
 
-/// Sends the current snapshot, then each newer one, and every `AUTHED` line, until told to
-/// stop; then shuts the socket down so the reader returns.
+/// Sends the current snapshot, then each newer one, and every `AUTHED` and `KICK` line, until
+/// told to stop; then shuts the socket down so the reader returns.
 fn write_loop(
     mut s: UnixStream,
     feed: &Feed,
@@ -514,7 +675,7 @@ fn write_loop(
                         out.push_str(&more);
                     }
                     if let Err(e) = s.write_all(out.as_bytes()) {
-                        break Err(format!("answering password checks: {e}"));
+                        break Err(format!("writing AUTHED or KICK lines: {e}"));
                     }
                 }
             }
@@ -609,5 +770,204 @@ mod tests {
             let err = parse_audit(bad.as_bytes(), 1).unwrap_err();
             assert!(!err.contains("password"), "{err}");
         }
+    }
+
+    #[test]
+    fn device_reports_are_checked() {
+        let body = br#"{"node":"edge-1","full":true,"events":[
+            {"guid":"12345678-9abc-def0-1122-334455667788","connected":true,"at_ms":5,
+             "last_seen_ms":9223372036854775807},
+            {"guid":"00000000-0000-0000-0000-000000000000","connected":false,"at_ms":0,
+             "last_seen_ms":0}]}"#;
+        let r = parse_devices(body).unwrap();
+        assert_eq!(
+            r,
+            ConnectionReport {
+                node: "edge-1".into(),
+                full: true,
+                events: vec![
+                    ConnectionEvent {
+                        guid: "12345678-9abc-def0-1122-334455667788".into(),
+                        connected: true,
+                        at: 5,
+                        last_seen: i64::MAX,
+                    },
+                    ConnectionEvent {
+                        guid: "00000000-0000-0000-0000-000000000000".into(),
+                        connected: false,
+                        at: 0,
+                        last_seen: 0,
+                    },
+                ],
+            }
+        );
+        assert!(
+            parse_devices(br#"{"node":"n","full":false,"events":[]}"#)
+                .unwrap()
+                .events
+                .is_empty()
+        );
+        let event = |guid: &str, extra: &str| {
+            format!(
+                r#"{{"node":"n","full":false,"events":[{{"guid":"{guid}","connected":true,
+                "at_ms":1,"last_seen_ms":2{extra}}}]}}"#
+            )
+        };
+        let good = "12345678-9abc-def0-1122-334455667788";
+        for bad in [
+            event("12345678-9ABC-DEF0-1122-334455667788", ""),
+            event("12345678-9abc-def0-1122-33445566778", ""),
+            event("", ""),
+            event(good, r#","secret":"x""#),
+            event(good, "").replace(r#""at_ms":1"#, r#""at_ms":-1"#),
+            event(good, "").replace(r#""at_ms":1"#, r#""at_ms":9223372036854775808"#),
+            event(good, "").replace(r#""at_ms":1"#, r#""at_ms":"1""#),
+            event(good, "").replace(r#""connected":true"#, r#""connected":1"#),
+            event(good, "").replace(r#""node":"n""#, r#""node":"a b""#),
+            event(good, "").replace(r#""node":"n""#, r#""node":"""#),
+            event(good, "").replace(r#","full":false"#, ""),
+            r#"{"node":"n","full":false}"#.to_owned(),
+            r#"{"node":"n","full":false,"events":[]} trailing"#.to_owned(),
+            "\u{0}".to_owned(),
+        ] {
+            let err = parse_devices(bad.as_bytes()).unwrap_err();
+            assert!(!err.contains("secret"), "{err}");
+        }
+    }
+
+    /// A scripted data plane against the real link server with the API's services on a SQLite
+    /// store: reports reach the device registry, kicks reach the data plane, and the link's end
+    /// disconnects its node's devices.
+    #[test]
+    fn device_reports_reach_the_store_and_kicks_the_data_plane() {
+        use std::io::BufRead;
+
+        use rampart_policy::link::DeviceBatch;
+        use rampart_store::{DeviceConnection, NewDevice, OpenOptions};
+
+        const G: [&str; 4] = [
+            "00000000-0000-0000-0000-000000000001",
+            "00000000-0000-0000-0000-000000000002",
+            "00000000-0000-0000-0000-000000000003",
+            "00000000-0000-0000-0000-000000000004",
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("db/rampart.db").display());
+        let store = rampart_store::open(&url, &OpenOptions::default()).unwrap();
+        for g in G {
+            let new = NewDevice {
+                guid: g.into(),
+                hostname: None,
+                friendly_name: None,
+                tags: vec![],
+                tenant_id: String::new(),
+                dns_suffix: None,
+                mps_username: "admin".into(),
+                mps_digest: None,
+                device_info: None,
+            };
+            store.create_device(&new, 1).unwrap();
+        }
+        // Left over: g3 on this node (no longer connected), g4 on another node.
+        for (g, node) in [(G[2], "edge-1"), (G[3], "other")] {
+            let c = DeviceConnection {
+                connected: true,
+                node: Some(node.into()),
+                ..DeviceConnection::default()
+            };
+            store.set_device_connection(g, &c).unwrap();
+        }
+        let feed = Arc::new(Feed::new());
+        let run = dir.path().join("run");
+        let api = crate::service::build_api(
+            crate::service::ApiSettings {
+                api_socket: run.join("api.sock"),
+                admin_socket: run.join("admin.sock"),
+                session_ttl: Duration::from_secs(60),
+            },
+            store.clone(),
+            Zeroizing::new([1; 32]),
+            rampart_credentials::AmtSecretStore::Local(rampart_credentials::Kek::from_bytes(
+                &[2; 32],
+            )),
+            crate::audit::Audit::open(&crate::AuditSink::File(dir.path().join("audit.log")))
+                .unwrap(),
+            feed.clone(),
+        )
+        .unwrap();
+        let path = run.join("control.sock");
+        serve_with(
+            crate::bind_socket(&path).unwrap(),
+            feed.clone(),
+            api.link_services(),
+        );
+
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let hello = Hello {
+            role: Role::DataPlane,
+            generation: 0,
+        };
+        s.write_all(hello.encode().as_bytes()).unwrap();
+        let (_, rest) = read_hello(&mut s, Role::ControlPlane).unwrap();
+        assert!(rest.is_empty());
+        let send = |s: &mut UnixStream, node: &str, full: bool, events: &[(&str, bool, u64)]| {
+            let mut b = DeviceBatch::new(node, full).unwrap();
+            for &(guid, connected, at_ms) in events {
+                b.push(&DeviceEvent {
+                    guid: guid.into(),
+                    connected,
+                    at_ms,
+                    last_seen_ms: at_ms + 5,
+                })
+                .unwrap();
+            }
+            s.write_all(&b.encode()).unwrap();
+        };
+        let conn = |g: &str| store.device(g).unwrap().connection;
+        let wait = |what: &str, cond: &dyn Fn() -> bool| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !cond() {
+                assert!(std::time::Instant::now() < deadline, "waiting for {what}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+
+        send(&mut s, "edge-1", true, &[(G[0], true, 100)]);
+        wait("the full list", &|| {
+            conn(G[0]).connected && !conn(G[2]).connected
+        });
+        assert_eq!(
+            conn(G[0]),
+            DeviceConnection {
+                connected: true,
+                node: Some("edge-1".into()),
+                last_connected: Some(100),
+                last_seen: Some(105),
+                last_disconnected: None,
+            }
+        );
+        assert!(conn(G[3]).connected, "another node's device");
+        assert_eq!(feed.links()[0].node.as_deref(), Some("edge-1"));
+        send(&mut s, "edge-1", false, &[(G[1], true, 200)]);
+        wait("a connect", &|| conn(G[1]).connected);
+
+        // A kick reaches the data plane.
+        assert_eq!(feed.kick(G[0]), 1);
+        let mut r = io::BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert_eq!(line, format!("KICK {}\n", G[0]));
+
+        // A report under another node name ends the link; its node's devices are disconnected.
+        send(&mut s, "edge-2", false, &[]);
+        let mut tail = Vec::new();
+        let _ = r.read_to_end(&mut tail);
+        wait("the link's end", &|| {
+            !conn(G[0]).connected && !conn(G[1]).connected
+        });
+        assert!(conn(G[0]).last_disconnected.is_some());
+        assert!(conn(G[3]).connected, "another node's device");
+        drop(api);
     }
 }

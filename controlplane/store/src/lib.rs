@@ -139,6 +139,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn delete_device(&self, guid: &str) -> Result<()>;
     /// Records connection state (does not bump the generation).
     fn set_device_connection(&self, guid: &str, connection: &DeviceConnection) -> Result<()>;
+    /// Applies one data plane's connection report in one transaction (does not bump the
+    /// generation). A connect records the node, the connect time and the last-seen time; a
+    /// disconnect records its time, but only where the device is still recorded on that node
+    /// (a late disconnect from a node the device left must not undo its newer connection
+    /// elsewhere). A full report also disconnects, at `now`, every device recorded as
+    /// connected to the node that it does not list as connected. Last-seen times never move
+    /// backwards. Unknown GUIDs are ignored.
+    fn record_connections(
+        &self,
+        report: &ConnectionReport,
+        now: Millis,
+    ) -> Result<ConnectionsRecorded>;
+    /// Records every device connected to `node` (or, with `None`, every connected device) as
+    /// disconnected at `now`: its data plane went away, or the control plane just started.
+    /// Returns how many.
+    fn disconnect_devices(&self, node: Option<&str>, now: Millis) -> Result<u64>;
 
     // Sessions.
 

@@ -324,6 +324,42 @@ pub struct DeviceConnection {
     pub last_disconnected: Option<Millis>,
 }
 
+/// One data plane's report on the CIRA devices it holds (one `DEVICES` frame of the control
+/// link), applied by [`Store::record_connections`](crate::Store::record_connections).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionReport {
+    /// The data plane (`mpsInstance`).
+    pub node: String,
+    /// The events are every device connected to `node` now: every other device recorded as
+    /// connected there is disconnected.
+    pub full: bool,
+    /// In the order they happened.
+    pub events: Vec<ConnectionEvent>,
+}
+
+/// A device connecting (or listed in a full report) or disconnecting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionEvent {
+    /// Canonical GUID. An unknown one (a device deleted meanwhile) is ignored.
+    pub guid: String,
+    /// Connected or disconnected.
+    pub connected: bool,
+    /// When it connected or disconnected.
+    pub at: Millis,
+    /// When it was last heard from.
+    pub last_seen: Millis,
+}
+
+/// What [`Store::record_connections`](crate::Store::record_connections) changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionsRecorded {
+    /// Device rows the events updated (an unknown GUID, or a disconnect from a node that no
+    /// longer holds the device, updates none).
+    pub updated: u64,
+    /// Devices a full report found no longer connected to its node.
+    pub reconciled: u64,
+}
+
 /// The fields of a new device, or all fields of an upsert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDevice {

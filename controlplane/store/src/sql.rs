@@ -6,16 +6,16 @@
 //! one, and the change-event plumbing. All user data is bound as parameters; the only text ever
 //! formatted into SQL is placeholder numbers.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crossbeam_channel::Receiver;
 
 use crate::row::{Param, Reader, Row};
 use crate::{
     Access, Account, AccountKind, AccountUpdate, AclRule, AclSubject, ApiKey, AuditEvent,
-    AuditQuery, Credential, Device, DeviceConnection, DeviceQuery, DeviceUpdate, Millis,
-    NewAccount, NewAclRule, NewApiKey, NewDevice, Outcome, PolicyData, Result, Role, Scope,
-    Session, Store, StoreError,
+    AuditQuery, ConnectionEvent, ConnectionReport, ConnectionsRecorded, Credential, Device,
+    DeviceConnection, DeviceQuery, DeviceUpdate, Millis, NewAccount, NewAclRule, NewApiKey,
+    NewDevice, Outcome, PolicyData, Result, Role, Scope, Session, Store, StoreError,
 };
 
 /// Statements inside one transaction.
@@ -247,6 +247,58 @@ fn bump(c: &mut dyn Conn) -> Result<u64> {
     let g = Reader::new(row, "meta").uint("generation")?;
     c.announce(g)?;
     Ok(g)
+}
+
+// === device connections ===
+
+/// Devices per statement when recording connections (three parameters each).
+const CONNECTION_CHUNK: usize = 500;
+
+/// Applies a run of connects, or of disconnects, with distinct GUIDs in one statement; returns
+/// the rows it changed. The GUIDs, times and node are bound; the SQL holds only placeholders.
+fn apply_connection_run(c: &mut dyn Conn, node: &str, run: &[&ConnectionEvent]) -> Result<u64> {
+    let Some(first) = run.first() else {
+        return Ok(0);
+    };
+    let mut b = Builder::default();
+    let head = if first.connected {
+        format!(
+            "UPDATE devices SET connected = {}, node = {}, last_connected = v.column2, ",
+            b.bind(true),
+            b.bind(node)
+        )
+    } else {
+        format!(
+            "UPDATE devices SET connected = {}, last_disconnected = v.column2, ",
+            b.bind(false)
+        )
+    };
+    // Only the node that holds the device may record its disconnect.
+    let only_here = if first.connected {
+        String::new()
+    } else {
+        format!(" AND devices.node = {}", b.bind(node))
+    };
+    // Columns of a VALUES list are column1, column2, ... on both databases; the casts give
+    // PostgreSQL the parameters' types.
+    let rows = run
+        .iter()
+        .map(|e| {
+            format!(
+                "(CAST({} AS TEXT), CAST({} AS BIGINT), CAST({} AS BIGINT))",
+                b.bind(e.guid.as_str()),
+                b.bind(e.at),
+                b.bind(e.last_seen)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "{head}last_seen = CASE WHEN devices.last_seen IS NULL OR devices.last_seen < v.column3 \
+         THEN v.column3 ELSE devices.last_seen END \
+         FROM (VALUES {rows}) AS v WHERE devices.guid = v.column1{only_here}"
+    );
+    c.execute(&sql, &b.params)
 }
 
 // === reads used by several methods ===
@@ -744,6 +796,84 @@ impl<B: Backend> Store for SqlStore<B> {
                 ],
             )?;
             no_rows_is_not_found(changed)
+        })
+    }
+
+    fn record_connections(
+        &self,
+        report: &ConnectionReport,
+        now: Millis,
+    ) -> Result<ConnectionsRecorded> {
+        self.backend.write(|c| {
+            let mut out = ConnectionsRecorded::default();
+            // Runs of events of one kind with distinct GUIDs become one statement each; a
+            // repeated GUID starts a new run, so events apply in their order.
+            let mut run: Vec<&ConnectionEvent> = Vec::new();
+            let mut in_run: HashSet<&str> = HashSet::new();
+            for e in &report.events {
+                let breaks = run.first().is_some_and(|f| f.connected != e.connected)
+                    || in_run.contains(e.guid.as_str())
+                    || run.len() >= CONNECTION_CHUNK;
+                if breaks {
+                    out.updated += apply_connection_run(c, &report.node, &run)?;
+                    run.clear();
+                    in_run.clear();
+                }
+                run.push(e);
+                in_run.insert(&e.guid);
+            }
+            out.updated += apply_connection_run(c, &report.node, &run)?;
+            if report.full {
+                let listed: HashSet<&str> = report
+                    .events
+                    .iter()
+                    .filter(|e| e.connected)
+                    .map(|e| e.guid.as_str())
+                    .collect();
+                let rows = c.query(
+                    "SELECT guid FROM devices WHERE node = $1 AND connected = $2",
+                    &[report.node.as_str().into(), true.into()],
+                )?;
+                let mut gone = Vec::new();
+                for row in rows {
+                    let guid = Reader::new(row, "devices").text("guid")?;
+                    if !listed.contains(guid.as_str()) {
+                        gone.push(guid);
+                    }
+                }
+                for chunk in gone.chunks(CONNECTION_CHUNK) {
+                    let mut b = Builder::default();
+                    let sql = format!(
+                        "UPDATE devices SET connected = {}, last_disconnected = {} \
+                         WHERE node = {} AND connected = {} AND guid IN ({})",
+                        b.bind(false),
+                        b.bind(now),
+                        b.bind(report.node.as_str()),
+                        b.bind(true),
+                        chunk
+                            .iter()
+                            .map(|g| b.bind(g.as_str()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    out.reconciled += c.execute(&sql, &b.params)?;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn disconnect_devices(&self, node: Option<&str>, now: Millis) -> Result<u64> {
+        self.backend.write(|c| match node {
+            Some(node) => c.execute(
+                "UPDATE devices SET connected = $1, last_disconnected = $2 \
+                 WHERE connected = $3 AND node = $4",
+                &[false.into(), now.into(), true.into(), node.into()],
+            ),
+            None => c.execute(
+                "UPDATE devices SET connected = $1, last_disconnected = $2 WHERE connected = $3",
+                &[false.into(), now.into(), true.into()],
+            ),
         })
     }
 

@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rampart_store::{
-    Access, AccountKind, AccountUpdate, AclSubject, AuditEvent, AuditQuery, Credential,
-    DeviceConnection, DeviceQuery, DeviceUpdate, NewAccount, NewAclRule, NewApiKey, NewDevice,
-    OpenOptions, Outcome, Role, Scope, Session, Store, StoreError, open,
+    Access, AccountKind, AccountUpdate, AclSubject, AuditEvent, AuditQuery, ConnectionEvent,
+    ConnectionReport, ConnectionsRecorded, Credential, DeviceConnection, DeviceQuery, DeviceUpdate,
+    NewAccount, NewAclRule, NewApiKey, NewDevice, OpenOptions, Outcome, Role, Scope, Session,
+    Store, StoreError, open,
 };
 
 // === harnesses ===
@@ -192,6 +193,8 @@ conformance!(
     api_keys,
     devices,
     device_listing,
+    device_connections,
+    device_connections_in_bulk,
     sessions,
     audit,
     policy_data,
@@ -682,6 +685,232 @@ mod suite {
         );
         // The GUID can be listed again.
         s.create_device(&device(g0, &["again"]), 400).unwrap();
+    }
+
+    fn ev(guid: &str, connected: bool, at: i64, last_seen: i64) -> ConnectionEvent {
+        ConnectionEvent {
+            guid: guid.into(),
+            connected,
+            at,
+            last_seen,
+        }
+    }
+
+    fn report(node: &str, full: bool, events: Vec<ConnectionEvent>) -> ConnectionReport {
+        ConnectionReport {
+            node: node.into(),
+            full,
+            events,
+        }
+    }
+
+    fn recorded(updated: u64, reconciled: u64) -> ConnectionsRecorded {
+        ConnectionsRecorded {
+            updated,
+            reconciled,
+        }
+    }
+
+    pub(super) fn device_connections(h: &dyn Harness) {
+        let s = h.store();
+        let [g1, g2, g3, g4] = [
+            "00000000-0000-0000-0000-000000000001",
+            "00000000-0000-0000-0000-000000000002",
+            "00000000-0000-0000-0000-000000000003",
+            "00000000-0000-0000-0000-000000000004",
+        ];
+        for g in [g1, g2, g3, g4] {
+            s.create_device(&device(g, &[]), 1).unwrap();
+        }
+        let g = gen_of(s);
+        let conn = |guid: &str| s.device(guid).unwrap().connection;
+
+        // Connects, one of an unknown device (deleted meanwhile): ignored.
+        let r = s
+            .record_connections(
+                &report(
+                    "a",
+                    false,
+                    vec![
+                        ev(g1, true, 100, 100),
+                        ev("99999999-0000-0000-0000-000000000000", true, 100, 100),
+                        ev(g2, true, 110, 120),
+                    ],
+                ),
+                130,
+            )
+            .unwrap();
+        assert_eq!(r, recorded(2, 0));
+        assert_eq!(
+            conn(g1),
+            DeviceConnection {
+                connected: true,
+                node: Some("a".into()),
+                last_connected: Some(100),
+                last_seen: Some(100),
+                last_disconnected: None,
+            }
+        );
+        assert_eq!(conn(g2).last_seen, Some(120));
+
+        // A late disconnect from a node that no longer holds the device changes nothing.
+        let r = s
+            .record_connections(&report("b", false, vec![ev(g1, false, 150, 150)]), 150)
+            .unwrap();
+        assert_eq!(r, recorded(0, 0));
+        assert!(conn(g1).connected);
+        // From its node it does.
+        s.record_connections(&report("a", false, vec![ev(g1, false, 200, 150)]), 200)
+            .unwrap();
+        assert_eq!(
+            conn(g1),
+            DeviceConnection {
+                connected: false,
+                node: Some("a".into()),
+                last_connected: Some(100),
+                last_seen: Some(150),
+                last_disconnected: Some(200),
+            }
+        );
+
+        // Last seen never moves backwards; a reconnect records its time.
+        s.record_connections(&report("a", false, vec![ev(g2, true, 115, 50)]), 210)
+            .unwrap();
+        assert_eq!(
+            (conn(g2).last_connected, conn(g2).last_seen),
+            (Some(115), Some(120))
+        );
+
+        // One device twice in one report: both apply, in order.
+        let r = s
+            .record_connections(
+                &report(
+                    "a",
+                    false,
+                    vec![ev(g3, true, 300, 300), ev(g3, false, 310, 305)],
+                ),
+                320,
+            )
+            .unwrap();
+        assert_eq!(r, recorded(2, 0));
+        assert_eq!(
+            conn(g3),
+            DeviceConnection {
+                connected: false,
+                node: Some("a".into()),
+                last_connected: Some(300),
+                last_seen: Some(305),
+                last_disconnected: Some(310),
+            }
+        );
+        // The device moves to node b.
+        s.record_connections(&report("b", false, vec![ev(g4, true, 330, 330)]), 330)
+            .unwrap();
+
+        // A full report from a: g1 connected again; g2 is not listed, so it is gone; b's g4
+        // is not a's to touch.
+        let r = s
+            .record_connections(&report("a", true, vec![ev(g1, true, 400, 450)]), 500)
+            .unwrap();
+        assert_eq!(r, recorded(1, 1));
+        assert_eq!(
+            conn(g1),
+            DeviceConnection {
+                connected: true,
+                node: Some("a".into()),
+                last_connected: Some(400),
+                last_seen: Some(450),
+                last_disconnected: Some(200),
+            }
+        );
+        assert_eq!(
+            (conn(g2).connected, conn(g2).last_disconnected),
+            (false, Some(500))
+        );
+        assert!(conn(g4).connected);
+        // An empty full report: nothing connected on a any more.
+        let r = s
+            .record_connections(&report("a", true, vec![]), 510)
+            .unwrap();
+        assert_eq!(r, recorded(0, 1));
+        assert!(!conn(g1).connected);
+        s.record_connections(&report("a", false, vec![ev(g1, true, 520, 520)]), 520)
+            .unwrap();
+
+        // A data plane going away, then a control plane starting.
+        assert_eq!(s.disconnect_devices(Some("b"), 600).unwrap(), 1);
+        assert_eq!(
+            (conn(g4).connected, conn(g4).last_disconnected),
+            (false, Some(600))
+        );
+        assert!(conn(g1).connected);
+        assert_eq!(s.disconnect_devices(Some("b"), 610).unwrap(), 0);
+        assert_eq!(s.disconnect_devices(None, 700).unwrap(), 1);
+        assert_eq!(
+            conn(g1),
+            DeviceConnection {
+                connected: false,
+                node: Some("a".into()),
+                last_connected: Some(520),
+                last_seen: Some(520),
+                last_disconnected: Some(700),
+            }
+        );
+        assert_eq!(s.disconnect_devices(None, 800).unwrap(), 0);
+        // The listing's status filter sees it.
+        let (on, _) = s
+            .list_devices(&DeviceQuery {
+                connected: Some(true),
+                top: 10,
+                ..DeviceQuery::default()
+            })
+            .unwrap();
+        assert!(on.is_empty());
+        // None of this is policy.
+        assert_eq!(gen_of(s), g);
+    }
+
+    pub(super) fn device_connections_in_bulk(h: &dyn Harness) {
+        let s = h.store();
+        // More than one statement's worth of devices.
+        let n = 1234;
+        let guid = |i: usize| format!("00000000-0000-0000-0000-{i:012x}");
+        for i in 0..n {
+            s.create_device(&device(&guid(i), &[]), 1).unwrap();
+        }
+        let all: Vec<_> = (0..n).map(|i| ev(&guid(i), true, 10, 20)).collect();
+        let r = s.record_connections(&report("a", true, all), 30).unwrap();
+        assert_eq!(r, recorded(n as u64, 0));
+        let connected = |s: &dyn Store| {
+            s.list_devices(&DeviceQuery {
+                connected: Some(true),
+                top: 1,
+                ..DeviceQuery::default()
+            })
+            .unwrap()
+            .1
+        };
+        assert_eq!(connected(s), n as u64);
+        // Every other one listed: the rest are reconciled.
+        let half: Vec<_> = (0..n)
+            .step_by(2)
+            .map(|i| ev(&guid(i), true, 10, 40))
+            .collect();
+        let r = s.record_connections(&report("a", true, half), 50).unwrap();
+        assert_eq!(r, recorded(n as u64 / 2, n as u64 / 2));
+        assert_eq!(connected(s), n as u64 / 2);
+        let d = s.device(&guid(1)).unwrap().connection;
+        assert_eq!((d.connected, d.last_disconnected), (false, Some(50)));
+        let d = s.device(&guid(2)).unwrap().connection;
+        assert_eq!((d.connected, d.last_seen), (true, Some(40)));
+        // Disconnects in bulk.
+        let gone: Vec<_> = (0..n)
+            .step_by(2)
+            .map(|i| ev(&guid(i), false, 60, 55))
+            .collect();
+        let r = s.record_connections(&report("a", false, gone), 60).unwrap();
+        assert_eq!(r, recorded(n as u64 / 2, 0));
+        assert_eq!(connected(s), 0);
     }
 
     pub(super) fn device_listing(h: &dyn Harness) {

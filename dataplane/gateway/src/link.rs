@@ -7,17 +7,24 @@
 //!   [`rampart_policy::link`]). Each snapshot is decoded and fully validated there, swapped into
 //!   the [`PolicyHandle`] if valid, and answered with `APPLIED <generation>` or
 //!   `REJECTED <generation> <reason>`; a rejected snapshot leaves the last good policy in force;
+//!   It also hands each `KICK <guid>` to [`LinkHooks::kick`] (disconnect that CIRA device);
 //! - the **link thread** writes everything we send: those acknowledgements, `AUTH` requests
-//!   made through [`LinkHandle::check_password`], and `AUDIT` batches of the records queued
+//!   made through [`LinkHandle::check_password`], `AUDIT` batches of the records queued
 //!   through [`LinkHandle::audit`] (sent every [`AUDIT_FLUSH_EVERY`] or [`AUDIT_FLUSH_RECORDS`]
-//!   records, whichever comes first).
+//!   records, whichever comes first), and `DEVICES` frames: the CIRA connects and disconnects
+//!   queued through [`LinkHandle::device_event`] (sent every [`DEVICE_FLUSH_EVERY`] or
+//!   [`DEVICE_FLUSH_EVENTS`] events), and the full list of the devices connected here
+//!   ([`LinkHooks::devices`], with everyone's last-seen time) right after every greeting and
+//!   then every [`DEVICE_FULL_EVERY`], so the control plane's registry heals after anything
+//!   lost.
 //!
 //! When the control plane goes away the thread reconnects with backoff, and the data plane keeps
 //! serving with the policy it has. Meanwhile password checks resolve to
 //! [`PasswordVerdict::Unavailable`] at once (and those waiting for an answer when the link
-//! dropped resolve to it too), and audit records wait in their bounded queue.
+//! dropped resolve to it too), and audit records and device events wait in their bounded
+//! queues. Device events dropped because their queue was full are made good by a full list.
 //!
-//! Cores touch only the [`LinkHandle`]: an atomic flag, two bounded lock-free queues, and a
+//! Cores touch only the [`LinkHandle`]: an atomic flag, three bounded lock-free queues, and a
 //! one-slot [`rampart_rt::channel`] per password check that wakes the waiting task on its own
 //! core. No lock is shared with a core, and no core ever blocks on the link.
 
@@ -33,8 +40,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rampart_policy::link::{
-    Ack, AuditBatch, AuditPushError, AuthRequest, Frame, FrameDecoder, FrameError, Hello,
-    MAX_ACK_LINE, MAX_AUTH_BODY, Reason, Role, read_hello,
+    Ack, AuditBatch, AuditPushError, AuthRequest, DeviceBatch, DeviceEvent, DevicePushError, Frame,
+    FrameDecoder, FrameError, Hello, MAX_ACK_LINE, MAX_AUTH_BODY, Reason, Role, read_hello,
+    valid_node,
 };
 use rampart_policy::snapshot;
 use tracing::{info, warn};
@@ -69,6 +77,54 @@ pub const AUDIT_FLUSH_EVERY: Duration = Duration::from_millis(200);
 pub const AUDIT_FLUSH_RECORDS: usize = 100;
 /// Expired password checks are forgotten this often.
 const PURGE_EVERY: Duration = Duration::from_secs(1);
+/// Device events queued and not yet taken by the link thread; more are dropped, counted, and
+/// made good by a full list.
+pub const DEVICE_QUEUE: usize = 16 * 1024;
+/// Queued device events are sent at least this often while the link is up.
+pub const DEVICE_FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// ... or as soon as this many are waiting.
+pub const DEVICE_FLUSH_EVENTS: usize = 1000;
+/// The full list of connected devices goes out this often (and after every greeting).
+pub const DEVICE_FULL_EVERY: Duration = Duration::from_secs(60);
+/// The node name when none is given or the given one is not valid.
+pub const DEFAULT_NODE: &str = "dataplane";
+
+/// The devices connected here now: (canonical GUID, connected since, last seen), ms since the
+/// epoch.
+pub type DeviceList = Vec<(String, u64, u64)>;
+
+/// What the link needs from the rest of the data plane: the CIRA registry (the devices
+/// connected here, and a way to disconnect one) and the name it reports them under.
+#[derive(Clone)]
+pub struct LinkHooks {
+    /// The devices whose tunnel this data plane holds now. Called on the link thread.
+    pub devices: Arc<dyn Fn() -> DeviceList + Send + Sync>,
+    /// Disconnects the device with this canonical GUID if it is connected here. Called on the
+    /// link's reader thread; must not block.
+    pub kick: Arc<dyn Fn(&str) + Send + Sync>,
+    /// This data plane's name (`mpsInstance`): `[A-Za-z0-9._-]`, at most 64 bytes; anything
+    /// else becomes [`DEFAULT_NODE`].
+    pub node: String,
+}
+
+impl Default for LinkHooks {
+    /// No devices, nothing to kick, node [`DEFAULT_NODE`].
+    fn default() -> Self {
+        Self {
+            devices: Arc::new(Vec::new),
+            kick: Arc::new(|_| {}),
+            node: DEFAULT_NODE.to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for LinkHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkHooks")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
 
 /// The data plane's way to the control plane: password checks and audit records. Cheap to
 /// clone; every core may hold one.
@@ -86,6 +142,9 @@ struct Shared {
     audit: Sender<AuditRecord>,
     /// Records dropped because the queue was full, not yet reported.
     audit_dropped: AtomicU64,
+    devices: Sender<DeviceEvent>,
+    /// Device events dropped because the queue was full since the last full list.
+    devices_dropped: AtomicU64,
 }
 
 /// A password check on its way to the link thread.
@@ -156,19 +215,49 @@ impl LinkHandle {
             self.shared.audit_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// Queues a CIRA device's connect (`connected`, `at_ms`: when its tunnel was established)
+    /// or disconnect (`at_ms`: when it ended) for the control plane's device registry; never
+    /// blocks. `guid` is canonical (lower-case 8-4-4-4-12); times are ms since the epoch. The
+    /// queue holds [`DEVICE_QUEUE`] events; when it is full the event is dropped and counted,
+    /// and the next flush sends the full list instead, which carries the same truth. Events
+    /// wait in the queue while the link is down.
+    pub fn device_event(&self, guid: String, connected: bool, at_ms: u64, last_seen_ms: u64) {
+        let event = DeviceEvent {
+            guid,
+            connected,
+            at_ms,
+            last_seen_ms,
+        };
+        if self.shared.devices.try_send(event).is_err() {
+            self.shared.devices_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
-/// Starts the link thread, which installs every valid snapshot it receives into `policy`, and
-/// returns the handle for password checks and audit records.
-pub fn spawn(path: PathBuf, policy: PolicyHandle) -> LinkHandle {
+/// Starts the link thread, which installs every valid snapshot it receives into `policy` and
+/// reports the devices `hooks` knows of, and returns the handle for password checks, audit
+/// records and device events.
+pub fn spawn(path: PathBuf, policy: PolicyHandle, mut hooks: LinkHooks) -> LinkHandle {
+    if !valid_node(&hooks.node) {
+        warn!(
+            message = "Node name not usable on the control link; using the default.",
+            node = %hooks.node.escape_debug(),
+            default = DEFAULT_NODE
+        );
+        DEFAULT_NODE.clone_into(&mut hooks.node);
+    }
     let (auth, auth_rx) = crossbeam_channel::bounded(AUTH_QUEUE);
     let (audit, audit_rx) = crossbeam_channel::bounded(AUDIT_QUEUE);
+    let (devices, devices_rx) = crossbeam_channel::bounded(DEVICE_QUEUE);
     let shared = Arc::new(Shared {
         up: AtomicBool::new(false),
         next_id: AtomicU64::new(1),
         auth,
         audit,
         audit_dropped: AtomicU64::new(0),
+        devices,
+        devices_dropped: AtomicU64::new(0),
     });
     let mut link = Link {
         path,
@@ -178,6 +267,10 @@ pub fn spawn(path: PathBuf, policy: PolicyHandle) -> LinkHandle {
         audit_rx,
         audit_waiting: Vec::new(),
         audit_since: None,
+        hooks,
+        devices_rx,
+        devices_waiting: Vec::new(),
+        devices_since: None,
     };
     let spawned = std::thread::Builder::new()
         .name("rampart-link".into())
@@ -199,6 +292,12 @@ struct Link {
     audit_waiting: Vec<AuditRecord>,
     /// When the oldest of them was taken.
     audit_since: Option<Instant>,
+    hooks: LinkHooks,
+    devices_rx: Receiver<DeviceEvent>,
+    /// Device events taken from the queue and not yet sent (at most [`DEVICE_FLUSH_EVENTS`]).
+    devices_waiting: Vec<DeviceEvent>,
+    /// When the oldest of them was taken.
+    devices_since: Option<Instant>,
 }
 
 /// Something the reader hands the link thread.
@@ -289,10 +388,11 @@ impl Link {
         let input = s.try_clone().map_err(io_err("clone socket"))?;
         let (events_tx, events) = crossbeam_channel::unbounded();
         let policy = self.policy.clone();
+        let kick = self.hooks.kick.clone();
         let reader = std::thread::Builder::new()
             .name("rampart-link-rx".into())
             .spawn(move || {
-                let result = read_loop(input, &rest, &policy, &events_tx);
+                let result = read_loop(input, &rest, &policy, &*kick, &events_tx);
                 let _ = events_tx.send(Event::Closed(result));
             })
             .map_err(io_err("start the reader"))?;
@@ -325,7 +425,14 @@ impl Link {
     ) -> Result<(), SessionError> {
         let auth_rx = self.auth_rx.clone();
         let audit_rx = self.audit_rx.clone();
+        let devices_rx = self.devices_rx.clone();
         let mut next_purge = Instant::now() + PURGE_EVERY;
+        // What happened while the link was down, then where things stand now.
+        self.devices_waiting.extend(self.devices_rx.try_iter());
+        self.take_device_drops();
+        self.send_device_events(s)?;
+        self.send_full_list(s)?;
+        let mut next_full = Instant::now() + DEVICE_FULL_EVERY;
         loop {
             let now = Instant::now();
             if self
@@ -334,14 +441,30 @@ impl Link {
             {
                 self.flush_audit(s)?;
             }
+            if self
+                .devices_since
+                .is_some_and(|t| now >= t + DEVICE_FLUSH_EVERY)
+                && self.flush_devices(s)?
+            {
+                next_full = now + DEVICE_FULL_EVERY;
+            }
+            if now >= next_full {
+                self.send_full_list(s)?;
+                next_full = now + DEVICE_FULL_EVERY;
+            }
             if now >= next_purge {
                 // Their callers gave up already; the answer, if it ever comes, is dropped.
                 pending.retain(|_, p| p.deadline > now);
                 next_purge = now + PURGE_EVERY;
             }
-            let wake = self
-                .audit_since
-                .map_or(next_purge, |t| (t + AUDIT_FLUSH_EVERY).min(next_purge));
+            let wake = [
+                self.audit_since.map(|t| t + AUDIT_FLUSH_EVERY),
+                self.devices_since.map(|t| t + DEVICE_FLUSH_EVERY),
+                Some(next_full),
+            ]
+            .into_iter()
+            .flatten()
+            .fold(next_purge, Instant::min);
             crossbeam_channel::select! {
                 recv(events) -> event => match event {
                     Ok(Event::Ack(ack)) => {
@@ -368,6 +491,17 @@ impl Link {
                         self.audit_waiting.push(record);
                         if self.audit_waiting.len() >= AUDIT_FLUSH_RECORDS {
                             self.flush_audit(s)?;
+                        }
+                    }
+                }
+                recv(devices_rx) -> event => {
+                    if let Ok(event) = event {
+                        self.devices_since.get_or_insert(now);
+                        self.devices_waiting.push(event);
+                        if self.devices_waiting.len() >= DEVICE_FLUSH_EVENTS
+                            && self.flush_devices(s)?
+                        {
+                            next_full = now + DEVICE_FULL_EVERY;
                         }
                     }
                 }
@@ -413,6 +547,125 @@ impl Link {
         }
         Ok(())
     }
+
+    /// Sends the waiting device events, and the full list if events were dropped meanwhile.
+    /// Returns whether it sent the full list.
+    fn flush_devices(&mut self, s: &mut UnixStream) -> Result<bool, SessionError> {
+        self.send_device_events(s)?;
+        if self.take_device_drops() {
+            self.send_full_list(s)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Whether device events were dropped since the last call (logged).
+    fn take_device_drops(&self) -> bool {
+        let dropped = self.shared.devices_dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            warn!(
+                message = "Device events dropped: the queue to the control plane was full; sending the full list.",
+                dropped
+            );
+        }
+        dropped > 0
+    }
+
+    /// Sends the waiting device events, in order, in as few `DEVICES` frames as fit. If the
+    /// write fails they are lost; the full list after the reconnect makes good.
+    fn send_device_events(&mut self, s: &mut UnixStream) -> Result<(), SessionError> {
+        self.devices_since = None;
+        let events = std::mem::take(&mut self.devices_waiting);
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut batches = Batches::new(&self.hooks.node, false);
+        for e in &events {
+            batches.push(s, e)?;
+        }
+        batches.finish(s)
+    }
+
+    /// Sends the list of every device connected here now, in one `DEVICES` frame with `full`
+    /// set (sent even when empty: then nothing is connected here), continued in plain frames
+    /// if it does not fit in one.
+    fn send_full_list(&mut self, s: &mut UnixStream) -> Result<(), SessionError> {
+        let list = (self.hooks.devices)();
+        let mut batches = Batches::new(&self.hooks.node, true);
+        for (guid, since_ms, last_seen_ms) in list {
+            let e = DeviceEvent {
+                guid,
+                connected: true,
+                at_ms: since_ms,
+                last_seen_ms,
+            };
+            batches.push(s, &e)?;
+        }
+        batches.finish(s)
+    }
+}
+
+/// `DEVICES` frames being written: the first may start a full list, the rest continue.
+struct Batches {
+    node: String,
+    full: bool,
+    batch: Option<DeviceBatch>,
+    sent: usize,
+    invalid: u64,
+}
+
+impl Batches {
+    fn new(node: &str, full: bool) -> Self {
+        Self {
+            node: node.to_owned(),
+            full,
+            // The node name was checked at spawn.
+            batch: DeviceBatch::new(node, full),
+            sent: 0,
+            invalid: 0,
+        }
+    }
+
+    fn push(&mut self, s: &mut UnixStream, e: &DeviceEvent) -> Result<(), SessionError> {
+        let Some(batch) = &mut self.batch else {
+            return Ok(());
+        };
+        match batch.push(e) {
+            Ok(()) => {}
+            Err(DevicePushError::Full) => {
+                send_devices(s, batch)?;
+                self.sent += 1;
+                let mut next = DeviceBatch::new(&self.node, false);
+                if let Some(next) = &mut next
+                    && next.push(e).is_err()
+                {
+                    self.invalid += 1;
+                }
+                self.batch = next;
+            }
+            Err(_) => self.invalid += 1,
+        }
+        Ok(())
+    }
+
+    /// Sends what is left; a full list's first frame goes even when it is empty.
+    fn finish(self, s: &mut UnixStream) -> Result<(), SessionError> {
+        if self.invalid > 0 {
+            // Our own code made them: a bug, not something a peer can trigger.
+            warn!(
+                message = "Device events dropped: not a canonical GUID or a time out of range.",
+                dropped = self.invalid
+            );
+        }
+        match &self.batch {
+            Some(b) if !b.is_empty() || (self.full && self.sent == 0) => send_devices(s, b),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn send_devices(s: &mut UnixStream, batch: &DeviceBatch) -> Result<(), SessionError> {
+    s.write_all(&batch.encode()).map_err(io_err("devices"))
 }
 
 /// Answers a password check that cannot be sent.
@@ -478,15 +731,17 @@ fn io_err(context: &'static str) -> impl FnOnce(io::Error) -> SessionError {
     move |e| SessionError::Io(context, e)
 }
 
-/// The reader: decodes frames until EOF, applying snapshots and passing on the rest.
+/// The reader: decodes frames until EOF, applying snapshots, kicking devices and passing on
+/// the rest.
 fn read_loop(
     mut s: UnixStream,
     rest: &[u8],
     policy: &PolicyHandle,
+    kick: &(dyn Fn(&str) + Send + Sync),
     events: &Sender<Event>,
 ) -> Result<(), SessionError> {
     let mut decoder = FrameDecoder::new();
-    receive(&mut decoder, rest, policy, events)?;
+    receive(&mut decoder, rest, policy, kick, events)?;
     let mut buf = vec![0u8; READ_CHUNK];
     let mut last_progress = Instant::now();
     loop {
@@ -502,7 +757,7 @@ fn read_loop(
             }
             Ok(n) => {
                 last_progress = Instant::now();
-                receive(&mut decoder, &buf[..n], policy, events)?;
+                receive(&mut decoder, &buf[..n], policy, kick, events)?;
             }
             Err(e)
                 if matches!(
@@ -524,17 +779,23 @@ fn read_loop(
 }
 
 /// Feeds `input` to the decoder, applying every complete snapshot and passing its
-/// acknowledgement and every password answer to the link thread.
+/// acknowledgement and every password answer to the link thread; kicks go to `kick` at once.
 fn receive(
     decoder: &mut FrameDecoder,
     mut input: &[u8],
     policy: &PolicyHandle,
+    kick: &(dyn Fn(&str) + Send + Sync),
     events: &Sender<Event>,
 ) -> Result<(), SessionError> {
     while let Some(frame) = decoder.decode(&mut input).map_err(SessionError::Frame)? {
         let event = match frame {
             Frame::Snapshot(bytes) => Event::Ack(apply(&bytes, policy)),
             Frame::Authed { id, verdict } => Event::Authed { id, verdict },
+            Frame::Kick(guid) => {
+                info!(message = "The control plane asks to disconnect a device.", guid = %guid);
+                kick(&guid);
+                continue;
+            }
             _ => continue,
         };
         if events.send(event).is_err() {
@@ -646,10 +907,33 @@ mod tests {
         w.write_all(bytes).unwrap();
     }
 
+    /// The next line or frame header, past any `DEVICES` frame (sent after every greeting).
     fn ack(r: &mut impl BufRead) -> String {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        line
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            match line.strip_prefix("DEVICES ") {
+                Some(len) => {
+                    let mut body = vec![0; len.trim_end().parse().unwrap()];
+                    r.read_exact(&mut body).unwrap();
+                }
+                None => return line,
+            }
+        }
+    }
+
+    /// The next `DEVICES` frame's body, parsed, past any other line.
+    fn read_devices(r: &mut impl BufRead) -> serde_json::Value {
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert!(!line.is_empty(), "EOF");
+            if let Some(len) = line.strip_prefix("DEVICES ") {
+                let mut body = vec![0; len.trim_end().parse().unwrap()];
+                r.read_exact(&mut body).unwrap();
+                return serde_json::from_slice(&body).unwrap();
+            }
+        }
     }
 
     #[test]
@@ -658,7 +942,7 @@ mod tests {
         let path = dir.path().join("control.sock");
         let l = UnixListener::bind(&path).unwrap();
         let handle = PolicyHandle::new();
-        spawn(path, handle.clone());
+        spawn(path, handle.clone(), LinkHooks::default());
 
         let (mut r, mut w, hello) = accept(&l);
         assert_eq!(hello.role, Role::DataPlane);
@@ -706,7 +990,7 @@ mod tests {
         let path = dir.path().join("control.sock");
         let l = UnixListener::bind(&path).unwrap();
         let handle = PolicyHandle::new();
-        spawn(path, handle.clone());
+        spawn(path, handle.clone(), LinkHooks::default());
         let (mut r, mut w, _) = accept(&l);
         w.write_all(
             Hello {
@@ -814,7 +1098,7 @@ mod tests {
         let path = dir.path().join("control.sock");
         let l = UnixListener::bind(&path).unwrap();
         let handle = PolicyHandle::new();
-        let link = spawn(path, handle.clone());
+        let link = spawn(path, handle.clone(), LinkHooks::default());
         // Down: refused at once.
         let (v, took) = check(&link, "alice", b"pw", Duration::from_secs(5))
             .join()
@@ -899,7 +1183,7 @@ mod tests {
         let path = dir.path().join("control.sock");
         let handle = PolicyHandle::new();
         // Nobody listens yet: records wait in the queue, and the overflow is counted.
-        let link = spawn(path.clone(), handle);
+        let link = spawn(path.clone(), handle, LinkHooks::default());
         let record = |i: usize| AuditRecord {
             action: "mqtt.login".into(),
             actor: "anonymous".into(),
@@ -956,6 +1240,102 @@ mod tests {
                 r#""detail":"bad password"},{"action":"mqtt.acl","actor":"bob","#,
                 r#""target":"a/b","outcome":"denied","source":null,"detail":""}]}"#
             )
+        );
+    }
+
+    #[test]
+    fn device_events_full_lists_and_kicks() {
+        const A: &str = "12345678-9abc-def0-1122-334455667788";
+        const B: &str = "00000000-0000-0000-0000-0000000000bb";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let connected: Arc<arc_swap::ArcSwap<DeviceList>> = Arc::new(
+            arc_swap::ArcSwap::from_pointee(vec![(A.to_owned(), 100, 150)]),
+        );
+        let (kicked_tx, kicked) = crossbeam_channel::unbounded::<String>();
+        let list = connected.clone();
+        let hooks = LinkHooks {
+            devices: Arc::new(move || list.load().to_vec()),
+            kick: Arc::new(move |g| {
+                let _ = kicked_tx.send(g.to_owned());
+            }),
+            node: "edge-7".into(),
+        };
+        assert_eq!(format!("{hooks:?}"), r#"LinkHooks { node: "edge-7", .. }"#);
+        let link = spawn(path.clone(), PolicyHandle::new(), hooks);
+        // Queued while the link is down: sent first, then the full list.
+        link.device_event(B.into(), true, 90, 90);
+        link.device_event(B.into(), false, 95, 94);
+        let l = UnixListener::bind(&path).unwrap();
+        let (mut r, mut w, _) = accept(&l);
+        greet(&mut w, 0);
+        let events = read_devices(&mut r);
+        assert_eq!(
+            events,
+            serde_json::json!({"node": "edge-7", "full": false, "events": [
+                {"guid": B, "connected": true, "at_ms": 90, "last_seen_ms": 90},
+                {"guid": B, "connected": false, "at_ms": 95, "last_seen_ms": 94},
+            ]})
+        );
+        let full = read_devices(&mut r);
+        assert_eq!(
+            full,
+            serde_json::json!({"node": "edge-7", "full": true, "events": [
+                {"guid": A, "connected": true, "at_ms": 100, "last_seen_ms": 150},
+            ]})
+        );
+
+        // A kick reaches the hook; an event goes out within the flush interval.
+        w.write_all(rampart_policy::link::kick_line(A).unwrap().as_bytes())
+            .unwrap();
+        assert_eq!(kicked.recv_timeout(Duration::from_secs(5)).unwrap(), A);
+        let started = Instant::now();
+        link.device_event(A.into(), false, 200, 180);
+        let events = read_devices(&mut r);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(events["full"], false);
+        assert_eq!(events["events"][0]["guid"], A);
+        assert_eq!(events["events"][0]["connected"], false);
+
+        // A full queue: the overflow is made good by a full list at the next flush.
+        connected.store(Arc::new(vec![]));
+        drop((r, w));
+        wait_until("the link to be down", || !link.is_up());
+        for i in 0..DEVICE_QUEUE + 3 {
+            link.device_event(B.into(), i % 2 == 0, i as u64, 0);
+        }
+        let (mut r, mut w, _) = accept(&l);
+        greet(&mut w, 0);
+        let mut seen = 0;
+        let full = loop {
+            let frame = read_devices(&mut r);
+            if frame["full"] == true {
+                break frame;
+            }
+            seen += frame["events"].as_array().unwrap().len();
+        };
+        assert_eq!(seen, DEVICE_QUEUE);
+        // Nothing connected here now: an empty full list.
+        assert_eq!(full["events"], serde_json::json!([]));
+        assert_eq!(full["node"], "edge-7");
+    }
+
+    #[test]
+    fn a_bad_node_name_falls_back_to_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let l = UnixListener::bind(&path).unwrap();
+        let hooks = LinkHooks {
+            node: "no spaces/please".into(),
+            ..LinkHooks::default()
+        };
+        let _link = spawn(path, PolicyHandle::new(), hooks);
+        let (mut r, mut w, _) = accept(&l);
+        greet(&mut w, 0);
+        let full = read_devices(&mut r);
+        assert_eq!(
+            full,
+            serde_json::json!({"node": DEFAULT_NODE, "full": true, "events": []})
         );
     }
 }

@@ -250,11 +250,24 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         }
         _ => None,
     };
-    // The link first: the cores' brokers take its handle (human logins, audit records).
+    let cira = config
+        .listeners
+        .iter()
+        .any(|l| l.protocol == Protocol::Cira)
+        .then(|| {
+            Arc::new(crate::cira::CiraShared {
+                cfg: config.cira.clone(),
+                registry: crate::cira::registry::Registry::default(),
+                stats: crate::cira::CiraStats::default(),
+                policy: policy.clone(),
+            })
+        });
+    // The link before the cores: their brokers and CIRA servers take its handle (human logins,
+    // audit records, device events); it reads the CIRA registry for the control plane.
     let link = config
         .control_socket
         .clone()
-        .map(|path| link::spawn(path, policy.clone()));
+        .map(|path| link::spawn(path, policy.clone(), link_hooks(cira.clone())));
     let front = if config
         .listeners
         .iter()
@@ -268,18 +281,6 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         None
     };
     let front_stats = front.clone();
-    let cira = config
-        .listeners
-        .iter()
-        .any(|l| l.protocol == Protocol::Cira)
-        .then(|| {
-            Arc::new(crate::cira::CiraShared {
-                cfg: config.cira.clone(),
-                registry: crate::cira::registry::Registry::default(),
-                stats: crate::cira::CiraStats::default(),
-                policy: policy.clone(),
-            })
-        });
     let cira_metrics = cira.clone();
     let shared = Arc::new(Shared {
         cira,
@@ -351,6 +352,45 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         counters,
         broker_stats,
     })
+}
+
+/// What the control link reads from and does to the CIRA registry (nothing without a CIRA
+/// listener), and the name it reports devices under: this machine's host name.
+fn link_hooks(cira: Option<Arc<crate::cira::CiraShared>>) -> link::LinkHooks {
+    let Some(cira) = cira else {
+        return link::LinkHooks {
+            node: node_name(),
+            ..link::LinkHooks::default()
+        };
+    };
+    let listed = cira.clone();
+    link::LinkHooks {
+        devices: Arc::new(move || {
+            listed
+                .registry
+                .snapshot()
+                .into_iter()
+                .map(|(g, since, seen)| (g.to_string(), since, seen))
+                .collect()
+        }),
+        kick: Arc::new(move |guid| {
+            let held = guid
+                .parse::<rampart_apf_proto::Guid>()
+                .is_ok_and(|g| cira.registry.kick(&g));
+            info!(message = "CIRA device kick.", guid, held);
+        }),
+        node: node_name(),
+    }
+}
+
+/// The host name (`/proc/sys/kernel/hostname`), or [`link::DEFAULT_NODE`] if it cannot be read
+/// or is not a valid node name.
+fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| rampart_policy::link::valid_node(h))
+        .unwrap_or_else(|| link::DEFAULT_NODE.to_owned())
 }
 
 fn listener_summary(listeners: &[ListenerConfig]) -> String {
@@ -427,6 +467,7 @@ async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
             core: id,
             throttle: RefCell::default(),
             mqtt: mqtt.clone(),
+            link: shared.link.clone(),
         })
     });
     let mut conn_ctxs = Vec::with_capacity(shared.listeners.len());

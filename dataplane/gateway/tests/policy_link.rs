@@ -23,7 +23,7 @@ use rampart_controlplane::link::{serve, serve_with};
 use rampart_controlplane::service::{self, ApiSettings};
 use rampart_credentials::{AmtSecretStore, Kek, password};
 use rampart_dataplane::PolicyHandle;
-use rampart_dataplane::link::{AuditRecord, PasswordVerdict};
+use rampart_dataplane::link::{AuditRecord, LinkHooks, PasswordVerdict};
 use rampart_policy::cred::{self, DOMAIN_ACCOUNT};
 use rampart_policy::snapshot::{
     self, AccountEntry, AccountKind, AuthDecision, DenyReason, Limits, Snapshot, Verifier,
@@ -98,7 +98,7 @@ fn snapshots_flow_over_the_control_link() {
     // Data plane.
     let handle = PolicyHandle::new();
     assert_eq!(handle.generation(), 0);
-    rampart_dataplane::link::spawn(path.clone(), handle.clone());
+    rampart_dataplane::link::spawn(path.clone(), handle.clone(), LinkHooks::default());
 
     wait_for(Duration::from_secs(5), "generation 1", || {
         handle.generation() == 1
@@ -266,7 +266,7 @@ fn human_passwords_and_audit_over_the_control_link() {
 
     // The data plane.
     let handle = PolicyHandle::new();
-    let link = rampart_dataplane::link::spawn(path, handle.clone());
+    let link = rampart_dataplane::link::spawn(path, handle.clone(), LinkHooks::default());
     wait_for(Duration::from_secs(5), "the first snapshot", || {
         handle.generation() > 0 && link.is_up()
     });

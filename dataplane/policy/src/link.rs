@@ -8,8 +8,8 @@
 //! ```
 //!
 //! `version` is [`VERSION`]; a peer with another version is refused (version 2 added `AUTH`,
-//! `AUTHED` and `AUDIT`, which a version 1 peer would refuse as unknown frames; both planes ship
-//! in one binary). `role` is `dataplane` or `controlplane`. `generation` is the policy
+//! `AUTHED` and `AUDIT`, version 3 `DEVICES` and `KICK`, which an older peer would refuse as
+//! unknown frames; both planes ship in one binary). `role` is `dataplane` or `controlplane`. `generation` is the policy
 //! generation the sender holds (0: none yet). After the greeting the connection stays open:
 //! either side sees the other go away as EOF.
 //!
@@ -18,12 +18,14 @@
 //! ```text
 //! SNAPSHOT <len>\n<len bytes: an encoded snapshot, see crate::snapshot>
 //! AUTHED <id> <verdict>\n        verdict: allowed | denied | throttled | unavailable
+//! KICK <guid>\n                   disconnect this device's CIRA tunnel, if held here
 //! ```
 //!
 //! A snapshot comes right after the greeting and then whenever a newer generation is published.
 //! `AUTHED` answers the data plane's `AUTH` with the same id ([`PasswordVerdict`]); answers come
-//! in any order, between snapshot frames (never inside one). Header and `AUTHED` lines are at
-//! most [`MAX_FRAME_HEADER`] bytes and `len` at most
+//! in any order, between snapshot frames (never inside one). `KICK` carries a GUID in its
+//! canonical form ([`valid_guid`]); a data plane that holds no tunnel for it ignores it. Header,
+//! `AUTHED` and `KICK` lines are at most [`MAX_FRAME_HEADER`] bytes and `len` at most
 //! [`MAX_SNAPSHOT`](crate::snapshot::MAX_SNAPSHOT).
 //!
 //! **Data plane to control plane**, in any order; [`UplinkDecoder`] parses them:
@@ -33,6 +35,7 @@
 //! REJECTED <generation> <reason>\n      refused, the last good one stays; reason: [a-z_]{1,64}
 //! AUTH <id> <len>\n<len bytes>          body: username NUL password NUL peer-ip
 //! AUDIT <len>\n<len bytes of JSON>      one or more audit records
+//! DEVICES <len>\n<len bytes of JSON>    CIRA devices connected and disconnected
 //! ```
 //!
 //! Lines and headers are at most [`MAX_ACK_LINE`] bytes.
@@ -60,6 +63,21 @@
 //!   the rules of [`check_audit_record`]: the action must lie in a data-plane namespace
 //!   ([`AUDIT_ACTION_PREFIXES`]), so a data plane cannot write control-plane events such as
 //!   `user.create`. No record carries a password.
+//! - `DEVICES` carries one JSON object, at most [`MAX_DEVICES_BODY`] bytes, that
+//!   [`DeviceBatch`] builds:
+//!
+//!   ```text
+//!   {"node":"edge-1","full":false,"events":[{"guid":"12345678-9abc-def0-1122-334455667788",
+//!     "connected":true,"at_ms":1700000000000,"last_seen_ms":1700000000000}, ...]}
+//!   ```
+//!
+//!   `node` names the data plane ([`valid_node`]; the same in every frame of a link). With
+//!   `full: false` the events are connects (`at_ms`: when the tunnel was established) and
+//!   disconnects (`at_ms`: when it ended) in the order they happened. With `full: true` the
+//!   frame lists every device whose tunnel this node holds now (`connected: true`, `at_ms`: since
+//!   when), and every other device last seen on this node is disconnected; a list too long for
+//!   one frame continues in `full: false` frames right behind it. `last_seen_ms` is when the
+//!   device was last heard from. Every event follows [`check_device_event`].
 //!
 //! Both decoders are strict and never panic: a length is checked against its limit on the header,
 //! before any of the body is buffered; an unknown kind, an oversized line or body, or a malformed
@@ -70,7 +88,7 @@ use std::io;
 use std::net::IpAddr;
 
 /// The link protocol version this build speaks.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The longest greeting line accepted, including the newline.
 pub const MAX_LINE: usize = 128;
@@ -221,11 +239,11 @@ fn parse_decimal<T: std::str::FromStr>(s: &str) -> Result<T, LinkError> {
 
 // === Frames from the control plane ===
 
-/// The longest `SNAPSHOT <len>` header or `AUTHED` line accepted, including the newline.
+/// The longest `SNAPSHOT <len>` header, `AUTHED` or `KICK` line accepted, including the newline.
 pub const MAX_FRAME_HEADER: usize = 64;
 
-/// The longest line or header from the data plane (`APPLIED`, `REJECTED`, `AUTH`, `AUDIT`),
-/// including the newline.
+/// The longest line or header from the data plane (`APPLIED`, `REJECTED`, `AUTH`, `AUDIT`,
+/// `DEVICES`), including the newline.
 pub const MAX_ACK_LINE: usize = 128;
 
 /// The longest rejection reason token.
@@ -239,6 +257,24 @@ pub fn snapshot_header(len: usize) -> String {
 /// The line answering the data plane's `AUTH <id>`, newline included.
 pub fn authed_line(id: u64, verdict: PasswordVerdict) -> String {
     format!("AUTHED {id} {}\n", verdict.as_str())
+}
+
+/// The line telling the data plane to disconnect device `guid`, newline included. `guid` must be
+/// canonical ([`valid_guid`]), or this is [`FrameError::Malformed`].
+pub fn kick_line(guid: &str) -> Result<String, FrameError> {
+    if !valid_guid(guid) {
+        return Err(FrameError::Malformed);
+    }
+    Ok(format!("KICK {guid}\n"))
+}
+
+/// Whether `s` is a GUID in canonical form: 32 lower-case hexadecimal digits as 8-4-4-4-12.
+pub fn valid_guid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
 }
 
 /// The control plane's answer to a password check.
@@ -297,6 +333,9 @@ pub enum Frame {
         /// The answer.
         verdict: PasswordVerdict,
     },
+    /// Disconnect this device's CIRA tunnel if this data plane holds it: a canonical GUID
+    /// ([`valid_guid`]).
+    Kick(String),
 }
 
 /// Why a frame or message stream was refused. The decoders stay failed afterwards: the link is
@@ -380,6 +419,7 @@ impl FrameDecoder {
                         Ok(FrameHeader::Authed { id, verdict }) => {
                             return Ok(Some(Frame::Authed { id, verdict }));
                         }
+                        Ok(FrameHeader::Kick(guid)) => return Ok(Some(Frame::Kick(guid))),
                         Err(e) => {
                             self.state = FrameState::Failed(e);
                             return Err(e);
@@ -421,6 +461,7 @@ const INITIAL_BODY_CAPACITY: usize = 64 * 1024;
 enum FrameHeader {
     Snapshot(usize),
     Authed { id: u64, verdict: PasswordVerdict },
+    Kick(String),
 }
 
 fn parse_frame_header(line: &[u8], limit: usize) -> Result<FrameHeader, FrameError> {
@@ -431,7 +472,10 @@ fn parse_frame_header(line: &[u8], limit: usize) -> Result<FrameHeader, FrameErr
             id: parse_decimal(id).map_err(|_| FrameError::Malformed)?,
             verdict: PasswordVerdict::from_wire(verdict).ok_or(FrameError::Malformed)?,
         }),
-        (kind, _) => Err(unknown_or_malformed(kind, &["SNAPSHOT", "AUTHED"])),
+        ("KICK", [Some(guid), None, None]) if valid_guid(guid) => {
+            Ok(FrameHeader::Kick(guid.to_owned()))
+        }
+        (kind, _) => Err(unknown_or_malformed(kind, &["SNAPSHOT", "AUTHED", "KICK"])),
     }
 }
 
@@ -676,12 +720,14 @@ pub enum Uplink {
     Auth(AuthRequest),
     /// `AUDIT`: the JSON body, at most [`MAX_AUDIT_BODY`] bytes, not yet parsed.
     Audit(Vec<u8>),
+    /// `DEVICES`: the JSON body, at most [`MAX_DEVICES_BODY`] bytes, not yet parsed.
+    Devices(Vec<u8>),
 }
 
 /// Incremental decoder of the data plane's messages (sans-IO), like [`FrameDecoder`]: it
 /// takes one line or one body at a time from the input and holds at most [`MAX_ACK_LINE`]
-/// bytes of a line, [`MAX_AUTH_BODY`] of an `AUTH` body, or [`MAX_AUDIT_BODY`] of an `AUDIT`
-/// body.
+/// bytes of a line, [`MAX_AUTH_BODY`] of an `AUTH` body, [`MAX_AUDIT_BODY`] of an `AUDIT`
+/// body, or [`MAX_DEVICES_BODY`] of a `DEVICES` body (grown as its bytes arrive).
 #[derive(Debug)]
 pub struct UplinkDecoder {
     state: UplinkState,
@@ -692,6 +738,7 @@ enum UplinkState {
     Line(LineBuf),
     Auth { id: u64, body: Body },
     Audit(Body),
+    Devices(Body),
     Failed(FrameError),
 }
 
@@ -740,6 +787,10 @@ impl UplinkDecoder {
                         UplinkLine::Audit { len } => {
                             self.state = UplinkState::Audit(Body::new(len, len));
                         }
+                        UplinkLine::Devices { len } => {
+                            self.state =
+                                UplinkState::Devices(Body::new(len, INITIAL_BODY_CAPACITY));
+                        }
                     }
                 }
                 UplinkState::Auth { id, body } => {
@@ -759,6 +810,14 @@ impl UplinkDecoder {
                     self.state = UplinkState::Line(LineBuf::new(MAX_ACK_LINE));
                     return Ok(Some(Uplink::Audit(bytes)));
                 }
+                UplinkState::Devices(body) => {
+                    if !body.fill(input) {
+                        return Ok(None);
+                    }
+                    let bytes = std::mem::take(&mut body.buf);
+                    self.state = UplinkState::Line(LineBuf::new(MAX_ACK_LINE));
+                    return Ok(Some(Uplink::Devices(bytes)));
+                }
             }
         }
     }
@@ -775,7 +834,9 @@ impl UplinkDecoder {
     pub fn buffered(&self) -> usize {
         match &self.state {
             UplinkState::Line(line) => line.len(),
-            UplinkState::Auth { body, .. } | UplinkState::Audit(body) => body.buf.len(),
+            UplinkState::Auth { body, .. }
+            | UplinkState::Audit(body)
+            | UplinkState::Devices(body) => body.buf.len(),
             UplinkState::Failed(_) => 0,
         }
     }
@@ -785,6 +846,7 @@ enum UplinkLine {
     Ack(Ack),
     Auth { id: u64, len: usize },
     Audit { len: usize },
+    Devices { len: usize },
 }
 
 fn parse_uplink_line(line: &[u8]) -> Result<UplinkLine, FrameError> {
@@ -805,10 +867,13 @@ fn parse_uplink_line(line: &[u8]) -> Result<UplinkLine, FrameError> {
         ("AUDIT", [Some(len), None, None]) => UplinkLine::Audit {
             len: parse_len(len, MAX_AUDIT_BODY)?,
         },
+        ("DEVICES", [Some(len), None, None]) => UplinkLine::Devices {
+            len: parse_len(len, MAX_DEVICES_BODY)?,
+        },
         (kind, _) => {
             return Err(unknown_or_malformed(
                 kind,
-                &["APPLIED", "REJECTED", "AUTH", "AUDIT"],
+                &["APPLIED", "REJECTED", "AUTH", "AUDIT", "DEVICES"],
             ));
         }
     })
@@ -1013,6 +1078,163 @@ impl AuditBatch {
     }
 }
 
+// === Device reports ===
+
+/// The largest `DEVICES` body: a full list of about 72 000 devices (some 116 bytes each).
+pub const MAX_DEVICES_BODY: usize = 8 * 1024 * 1024;
+
+/// The longest node name, in bytes (a host name's label limit).
+pub const MAX_NODE_LEN: usize = 64;
+
+/// The latest time a device event may carry, in ms since the epoch (the store keeps `i64`).
+pub const MAX_DEVICE_MS: u64 = i64::MAX as u64;
+
+/// Whether `s` is a valid node name: 1 to [`MAX_NODE_LEN`] bytes of `[A-Za-z0-9._-]` (a host
+/// name, say).
+pub fn valid_node(s: &str) -> bool {
+    (1..=MAX_NODE_LEN).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// One device's connect, disconnect or presence in a full list (`DEVICES`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceEvent {
+    /// The device, canonical ([`valid_guid`]).
+    pub guid: String,
+    /// Connected (a connect, or listed in a full list) or disconnected.
+    pub connected: bool,
+    /// When it connected or disconnected, ms since the epoch.
+    pub at_ms: u64,
+    /// When it was last heard from, ms since the epoch.
+    pub last_seen_ms: u64,
+}
+
+/// Why a device event is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceEventError {
+    /// The GUID is not canonical (lower-case 8-4-4-4-12).
+    #[error("device GUID not in canonical form")]
+    Guid,
+    /// A time past [`MAX_DEVICE_MS`].
+    #[error("device event time out of range")]
+    Time,
+}
+
+/// The rules every device event on the link follows; the control plane applies the same.
+pub fn check_device_event(e: &DeviceEvent) -> Result<(), DeviceEventError> {
+    if !valid_guid(&e.guid) {
+        return Err(DeviceEventError::Guid);
+    }
+    if e.at_ms > MAX_DEVICE_MS || e.last_seen_ms > MAX_DEVICE_MS {
+        return Err(DeviceEventError::Time);
+    }
+    Ok(())
+}
+
+/// The header line announcing a `DEVICES` body of `len` bytes, newline included.
+pub fn devices_header(len: usize) -> String {
+    format!("DEVICES {len}\n")
+}
+
+/// Why [`DeviceBatch::push`] did not take an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DevicePushError {
+    /// The event breaks [`check_device_event`].
+    #[error("{0}")]
+    Invalid(DeviceEventError),
+    /// It would take the body over [`MAX_DEVICES_BODY`]: send this batch and start another. A
+    /// valid event always fits in an empty batch.
+    #[error("device batch full")]
+    Full,
+}
+
+/// A `DEVICES` frame being built.
+#[derive(Debug, Clone)]
+pub struct DeviceBatch {
+    /// `{"node":..,"full":..,"events":[` and the events so far, without the closing `]}`.
+    body: Vec<u8>,
+    events: usize,
+    full: bool,
+    limit: usize,
+}
+
+impl DeviceBatch {
+    /// An empty batch from `node` ([`valid_node`], or `None`); `full`: it starts a full list.
+    pub fn new(node: &str, full: bool) -> Option<Self> {
+        Self::with_limit(node, full, MAX_DEVICES_BODY)
+    }
+
+    /// [`DeviceBatch::new`] with a smaller body limit (capped at [`MAX_DEVICES_BODY`]), for
+    /// tests.
+    pub fn with_limit(node: &str, full: bool, limit: usize) -> Option<Self> {
+        if !valid_node(node) {
+            return None;
+        }
+        let mut body = Vec::with_capacity(128);
+        body.extend_from_slice(b"{\"node\":");
+        json_str(&mut body, node);
+        body.extend_from_slice(if full {
+            b",\"full\":true,\"events\":["
+        } else {
+            b",\"full\":false,\"events\":["
+        });
+        Some(Self {
+            body,
+            events: 0,
+            full,
+            limit: limit.min(MAX_DEVICES_BODY),
+        })
+    }
+
+    /// Adds an event, checked.
+    pub fn push(&mut self, e: &DeviceEvent) -> Result<(), DevicePushError> {
+        check_device_event(e).map_err(DevicePushError::Invalid)?;
+        let json = format!(
+            "{}{{\"guid\":\"{}\",\"connected\":{},\"at_ms\":{},\"last_seen_ms\":{}}}",
+            if self.events > 0 { "," } else { "" },
+            e.guid,
+            e.connected,
+            e.at_ms,
+            e.last_seen_ms
+        );
+        // Two bytes for the closing `]}`.
+        if self.body.len() + json.len() + 2 > self.limit {
+            return Err(DevicePushError::Full);
+        }
+        self.body.extend_from_slice(json.as_bytes());
+        self.events += 1;
+        Ok(())
+    }
+
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        self.events
+    }
+
+    /// Whether it holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    /// Whether it starts a full list.
+    pub fn is_full_list(&self) -> bool {
+        self.full
+    }
+
+    /// The whole frame: header and JSON body.
+    pub fn encode(&self) -> Vec<u8> {
+        let len = self.body.len() + 2;
+        let mut out = devices_header(len).into_bytes();
+        out.reserve(len);
+        out.extend_from_slice(&self.body);
+        out.extend_from_slice(b"]}");
+        out
+    }
+}
+
 /// The longest prefix of `s` of at most `max` bytes that ends at a character boundary.
 fn truncate(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
@@ -1107,7 +1329,7 @@ mod tests {
             generation: 42,
         };
         let wire = hello.encode();
-        assert_eq!(wire, "RAMPART-LINK 2 controlplane 42\n");
+        assert_eq!(wire, "RAMPART-LINK 3 controlplane 42\n");
         assert_eq!(parse_hello(wire.as_bytes()), Ok(Some((hello, wire.len()))));
         assert_eq!(parse_hello(&wire.as_bytes()[..10]), Ok(None));
         let mut two = wire.clone().into_bytes();
@@ -1127,7 +1349,7 @@ mod tests {
                 Ok(n)
             }
         }
-        let wire = b"RAMPART-LINK 2 dataplane 7\n";
+        let wire = b"RAMPART-LINK 3 dataplane 7\n";
         let (hello, rest) = read_hello(&mut Trickle(wire), Role::DataPlane).unwrap();
         assert!(rest.is_empty());
         assert_eq!(hello.generation, 7);
@@ -1142,22 +1364,24 @@ mod tests {
     #[test]
     fn rejects_hostile_input() {
         assert_eq!(parse_hello(&[b'A'; 200]), Err(LinkError::TooLong));
+        for old in [
+            &b"RAMPART-LINK 1 dataplane 0\n"[..],
+            b"RAMPART-LINK 2 dataplane 0\n",
+        ] {
+            assert_eq!(parse_hello(old), Err(LinkError::Version));
+        }
         assert_eq!(
-            parse_hello(b"RAMPART-LINK 1 dataplane 0\n"),
-            Err(LinkError::Version)
-        );
-        assert_eq!(
-            parse_hello(b"RAMPART-LINK 2 browser 0\n"),
+            parse_hello(b"RAMPART-LINK 3 browser 0\n"),
             Err(LinkError::Role)
         );
         for bad in [
             &b"HELLO 1 dataplane 0\n"[..],
-            b"RAMPART-LINK 2 dataplane\n",
-            b"RAMPART-LINK 2 dataplane 0 0\n",
-            b"RAMPART-LINK 2 dataplane -1\n",
-            b"RAMPART-LINK 2 dataplane 99999999999999999999999\n",
-            b"RAMPART-LINK +2 dataplane 0\n",
-            b"RAMPART-LINK 2 dataplane \xff\n",
+            b"RAMPART-LINK 3 dataplane\n",
+            b"RAMPART-LINK 3 dataplane 0 0\n",
+            b"RAMPART-LINK 3 dataplane -1\n",
+            b"RAMPART-LINK 3 dataplane 99999999999999999999999\n",
+            b"RAMPART-LINK +3 dataplane 0\n",
+            b"RAMPART-LINK 3 dataplane \xff\n",
             b"\n",
         ] {
             assert_eq!(parse_hello(bad), Err(LinkError::Malformed), "{bad:?}");
@@ -1166,7 +1390,7 @@ mod tests {
 
     #[test]
     fn hello_rest_keeps_what_follows() {
-        let mut wire = b"RAMPART-LINK 2 controlplane 3\n".to_vec();
+        let mut wire = b"RAMPART-LINK 3 controlplane 3\n".to_vec();
         wire.extend_from_slice(b"SNAPSHOT 2\nab");
         let (hello, rest) = read_hello(&mut &wire[..], Role::ControlPlane).unwrap();
         assert_eq!(hello.generation, 3);
@@ -1696,5 +1920,264 @@ mod tests {
         let header = audit_header(MAX_AUDIT_BODY);
         assert!(frame.len() <= header.len() + MAX_AUDIT_BODY);
         assert_eq!(uplinks(&mut UplinkDecoder::new(), &frame).unwrap().len(), 1);
+    }
+
+    const GUID: &str = "12345678-9abc-def0-1122-334455667788";
+
+    #[test]
+    fn kick_lines_between_other_frames() {
+        let kick = kick_line(GUID).unwrap();
+        assert_eq!(kick, format!("KICK {GUID}\n"));
+        assert!(kick.len() <= MAX_FRAME_HEADER);
+        let mut wire = kick.clone().into_bytes();
+        wire.extend_from_slice(&wire_of(&[b"KICK x\n"]));
+        wire.extend_from_slice(authed_line(3, PasswordVerdict::Denied).as_bytes());
+        wire.extend_from_slice(
+            kick_line("00000000-0000-0000-0000-00000000000f")
+                .unwrap()
+                .as_bytes(),
+        );
+        let expect = vec![
+            Frame::Kick(GUID.to_owned()),
+            // A KICK inside a snapshot body is body.
+            Frame::Snapshot(b"KICK x\n".to_vec()),
+            Frame::Authed {
+                id: 3,
+                verdict: PasswordVerdict::Denied,
+            },
+            Frame::Kick("00000000-0000-0000-0000-00000000000f".to_owned()),
+        ];
+        for chunk in [1, 2, 5, 41, wire.len()] {
+            let mut dec = FrameDecoder::new();
+            let mut got = Vec::new();
+            for piece in wire.chunks(chunk) {
+                got.extend(frames(&mut dec, piece).unwrap());
+                assert!(dec.buffered() <= MAX_FRAME_HEADER);
+            }
+            assert_eq!(got, expect, "chunk {chunk}");
+            assert!(dec.is_idle());
+        }
+    }
+
+    #[test]
+    fn kick_hostile_input() {
+        for bad in [
+            "",
+            "12345678-9ABC-DEF0-1122-334455667788",
+            "12345678-9abc-def0-1122-33445566778",
+            "12345678-9abc-def0-1122-3344556677889",
+            "123456789abc-def0-1122-334455667788-",
+            "{12345678-9abc-def0-1122-33445566778}",
+            "12345678_9abc_def0_1122_334455667788",
+            "g2345678-9abc-def0-1122-334455667788",
+            "12345678-9abc-def0-1122-33445566778\u{e9}",
+        ] {
+            assert!(!valid_guid(bad), "{bad:?}");
+            assert_eq!(kick_line(bad), Err(FrameError::Malformed), "{bad:?}");
+            let wire = format!("KICK {bad}\n");
+            let mut dec = FrameDecoder::new();
+            assert_eq!(
+                frames(&mut dec, wire.as_bytes()),
+                Err(FrameError::Malformed),
+                "{bad:?}"
+            );
+            // Failed for good.
+            assert_eq!(
+                dec.decode(&mut kick_line(GUID).unwrap().as_bytes()),
+                Err(FrameError::Malformed)
+            );
+        }
+        for bad in [
+            "KICK\n".to_owned(),
+            format!("KICK {GUID} x\n"),
+            format!("KICK  {GUID}\n"),
+            format!("KICK {GUID}\r\n"),
+            format!("KICK {GUID} \n"),
+            format!("kick {GUID}\n"),
+        ] {
+            assert_eq!(
+                frames(&mut FrameDecoder::new(), bad.as_bytes()),
+                Err(FrameError::Malformed),
+                "{bad:?}"
+            );
+        }
+        let long = format!("KICK {}\n", "a".repeat(MAX_FRAME_HEADER));
+        assert_eq!(
+            frames(&mut FrameDecoder::new(), long.as_bytes()),
+            Err(FrameError::TooLong)
+        );
+        assert!(valid_guid(GUID));
+        // Not something the data plane sends.
+        assert_eq!(
+            uplinks(
+                &mut UplinkDecoder::new(),
+                kick_line(GUID).unwrap().as_bytes()
+            ),
+            Err(FrameError::Unknown)
+        );
+    }
+
+    fn device(guid: &str, connected: bool, at_ms: u64, last_seen_ms: u64) -> DeviceEvent {
+        DeviceEvent {
+            guid: guid.into(),
+            connected,
+            at_ms,
+            last_seen_ms,
+        }
+    }
+
+    #[test]
+    fn device_batches() {
+        let mut batch = DeviceBatch::new("edge-1.example", false).unwrap();
+        assert!(batch.is_empty() && !batch.is_full_list());
+        batch.push(&device(GUID, true, 1000, 1001)).unwrap();
+        batch
+            .push(&device(
+                "00000000-0000-0000-0000-000000000000",
+                false,
+                MAX_DEVICE_MS,
+                0,
+            ))
+            .unwrap();
+        assert_eq!(batch.len(), 2);
+        let frame = batch.encode();
+        let body = format!(
+            concat!(
+                r#"{{"node":"edge-1.example","full":false,"events":["#,
+                r#"{{"guid":"{}","connected":true,"at_ms":1000,"last_seen_ms":1001}},"#,
+                r#"{{"guid":"00000000-0000-0000-0000-000000000000","connected":false,"#,
+                r#""at_ms":9223372036854775807,"last_seen_ms":0}}]}}"#
+            ),
+            GUID
+        );
+        assert_eq!(
+            String::from_utf8(frame.clone()).unwrap(),
+            format!("DEVICES {}\n{body}", body.len())
+        );
+        let empty_full = DeviceBatch::new("n", true).unwrap();
+        assert!(empty_full.is_full_list());
+        // Decoded, split any way, between other messages.
+        let mut wire = Ack::Applied { generation: 4 }.encode().into_bytes();
+        wire.extend_from_slice(&frame);
+        wire.extend_from_slice(&empty_full.encode());
+        wire.extend_from_slice(&AuditBatch::new(0).encode());
+        for chunk in [1, 3, 10, 100, wire.len()] {
+            let mut dec = UplinkDecoder::new();
+            let mut got = Vec::new();
+            for piece in wire.chunks(chunk) {
+                got.extend(uplinks(&mut dec, piece).unwrap());
+            }
+            assert_eq!(
+                got,
+                vec![
+                    Uplink::Ack(Ack::Applied { generation: 4 }),
+                    Uplink::Devices(body.as_bytes().to_vec()),
+                    Uplink::Devices(br#"{"node":"n","full":true,"events":[]}"#.to_vec()),
+                    Uplink::Audit(br#"{"dropped":0,"records":[]}"#.to_vec()),
+                ],
+                "chunk {chunk}"
+            );
+            assert!(dec.is_idle());
+        }
+    }
+
+    #[test]
+    fn device_events_are_checked_and_batches_bounded() {
+        for bad in ["", "a b", "a/b", "host:1", "\u{e9}t\u{e9}", &"a".repeat(65)] {
+            assert!(!valid_node(bad), "{bad:?}");
+            assert!(DeviceBatch::new(bad, false).is_none(), "{bad:?}");
+        }
+        for good in ["a", "edge-1", "node_2.example.com", &"a".repeat(64)] {
+            assert!(valid_node(good), "{good:?}");
+        }
+        let mut batch = DeviceBatch::new("n", false).unwrap();
+        for (e, err) in [
+            (device("", true, 0, 0), DeviceEventError::Guid),
+            (
+                device(&GUID.to_uppercase(), true, 0, 0),
+                DeviceEventError::Guid,
+            ),
+            (
+                device(GUID, true, MAX_DEVICE_MS + 1, 0),
+                DeviceEventError::Time,
+            ),
+            (device(GUID, false, 0, u64::MAX), DeviceEventError::Time),
+        ] {
+            assert_eq!(check_device_event(&e), Err(err), "{e:?}");
+            assert_eq!(batch.push(&e), Err(DevicePushError::Invalid(err)));
+        }
+        assert!(batch.is_empty());
+
+        // The worst case event still fits in an empty batch; a full batch says so and never
+        // exceeds its limit.
+        let worst = device(GUID, false, MAX_DEVICE_MS, MAX_DEVICE_MS);
+        let mut one = DeviceBatch::new(&"n".repeat(MAX_NODE_LEN), true).unwrap();
+        one.push(&worst).unwrap();
+        let mut small = DeviceBatch::with_limit("n", true, 400).unwrap();
+        let mut n = 0;
+        loop {
+            match small.push(&worst) {
+                Ok(()) => n += 1,
+                Err(DevicePushError::Full) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(n, 2);
+        let frame = small.encode();
+        assert!(frame.len() <= devices_header(400).len() + 400);
+        assert_eq!(uplinks(&mut UplinkDecoder::new(), &frame).unwrap().len(), 1);
+        // About 36 000 typical events fit the real limit.
+        let typical = device(GUID, true, 1_700_000_000_000, 1_700_000_000_000);
+        let mut big = DeviceBatch::new("edge-1", true).unwrap();
+        while big.push(&typical).is_ok() {}
+        assert!(big.len() > 36_000, "{}", big.len());
+        let frame = big.encode();
+        assert!(frame.len() <= devices_header(MAX_DEVICES_BODY).len() + MAX_DEVICES_BODY);
+        assert_eq!(uplinks(&mut UplinkDecoder::new(), &frame).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn devices_hostile_headers() {
+        for (wire, err) in [
+            (
+                format!("DEVICES {}\n", MAX_DEVICES_BODY + 1),
+                FrameError::TooLarge,
+            ),
+            (
+                "DEVICES 18446744073709551616\n".to_owned(),
+                FrameError::Malformed,
+            ),
+            ("DEVICES\n".to_owned(), FrameError::Malformed),
+            ("DEVICES 1 2\n".to_owned(), FrameError::Malformed),
+            ("DEVICES -1\n".to_owned(), FrameError::Malformed),
+            ("DEVICES x\n".to_owned(), FrameError::Malformed),
+            ("devices 1\n".to_owned(), FrameError::Malformed),
+            ("DEVICE 1\n".to_owned(), FrameError::Unknown),
+        ] {
+            let mut dec = UplinkDecoder::new();
+            assert_eq!(uplinks(&mut dec, wire.as_bytes()), Err(err), "{wire:?}");
+            assert_eq!(dec.decode(&mut &b"APPLIED 1\n"[..]), Err(err));
+        }
+        // The length is refused on the header, before any body byte is buffered.
+        let mut dec = UplinkDecoder::new();
+        let over = format!("DEVICES {}\nxxxx", MAX_DEVICES_BODY + 1);
+        let mut input = over.as_bytes();
+        assert_eq!(dec.decode(&mut input), Err(FrameError::TooLarge));
+        assert_eq!(input, b"xxxx");
+        assert_eq!(dec.buffered(), 0);
+        // The largest body is accepted, and its buffer grows with what arrives.
+        let mut dec = UplinkDecoder::new();
+        let max = devices_header(MAX_DEVICES_BODY);
+        assert_eq!(dec.decode(&mut max.as_bytes()), Ok(None));
+        assert_eq!(dec.buffered(), 0);
+        let mut input = &[b' '; 100][..];
+        assert_eq!(dec.decode(&mut input), Ok(None));
+        assert_eq!(dec.buffered(), 100);
+        assert!(!dec.is_idle());
+        // Not something the control plane sends.
+        assert_eq!(
+            frames(&mut FrameDecoder::new(), devices_header(2).as_bytes()),
+            Err(FrameError::Unknown)
+        );
     }
 }

@@ -519,6 +519,61 @@ pub(super) async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// MPS's answer to a disconnect.
+#[derive(Debug, Serialize)]
+pub(super) struct Disconnected {
+    success: u16,
+    description: String,
+}
+
+/// `DELETE /devices/disconnect/{guid}`: closes the device's CIRA tunnel. Every connected data
+/// plane is told (`KICK`); the one holding the tunnel sends DISCONNECT and closes it, and its
+/// disconnect reaches the device registry within a moment. A device recorded as connected
+/// while no data plane is linked is stale, and is marked disconnected here.
+pub(super) async fn disconnect(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(guid): Path<String>,
+) -> Res<Json<Disconnected>> {
+    caller.principal.require(Level::Operator)?;
+    let guid = validate::guid(&guid)?;
+    let g = guid.clone();
+    let d = st
+        .blocking(move |s| s.device(&g))
+        .await
+        .map_err(store_err("device"))?;
+    if !d.connection.connected {
+        // MPS's words.
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_connected",
+            "Device not found/connected. Please connect again using CIRA.",
+        ));
+    }
+    let node = d.connection.node.clone().unwrap_or_default();
+    let dataplanes = st.feed.kick(&guid);
+    if dataplanes == 0 {
+        let mut stale = d.connection;
+        stale.connected = false;
+        stale.last_disconnected = Some(now_ms());
+        let g = guid.clone();
+        st.blocking(move |s| s.set_device_connection(&g, &stale))
+            .await
+            .map_err(store_err("device"))?;
+    }
+    st.audit_change(
+        &caller,
+        "device.disconnect",
+        guid.clone(),
+        Some(format!("node={node} dataplanes={dataplanes}")),
+    )
+    .await;
+    Ok(Json(Disconnected {
+        success: 200,
+        description: format!("CIRA connection disconnected : {guid}"),
+    }))
+}
+
 /// 502 for a failing secret store; the detail goes to the log, not to the client.
 fn secret_store_failed(e: rampart_credentials::AmtSecretError) -> ApiError {
     tracing::error!(message = "Secret store failed.", error = %e);

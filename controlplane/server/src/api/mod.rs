@@ -247,6 +247,7 @@ pub fn router(state: AppState) -> Router {
         .route("/devices/stats", get(devices::stats))
         .route("/devices/tags", get(devices::tags))
         .route("/devices/{guid}", get(devices::get).delete(devices::remove))
+        .route("/devices/disconnect/{guid}", delete(devices::disconnect))
         .route(
             "/devices/{guid}/amt-password",
             put(devices::set_amt_password),

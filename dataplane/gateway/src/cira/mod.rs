@@ -2,7 +2,8 @@
 //!
 //! - `mod.rs`: one tunnel's life: the APF session (`rampart_apf_proto::ServerSession`) driven
 //!   by socket bytes and the clock, admission cheapest check first, keepalive and idle, and
-//!   the device's connect and disconnect events.
+//!   the device's connect and disconnect events (on `mps/events`, and to the control plane's
+//!   device registry through [`LinkHandle::device_event`]).
 //! - `registry`: which GUIDs hold a tunnel now, across cores, without a lock.
 //!
 //! Admission: the GUID (from PROTOCOLVERSION) must be on the allowlist of the policy snapshot
@@ -31,6 +32,7 @@ use rampart_tls::{ConnError, TlsStream};
 use tracing::{debug, info};
 
 use crate::conn::ConnCtx;
+use crate::link::LinkHandle;
 use crate::metrics::Event as ConnEvent;
 use crate::mqtt::audit;
 use crate::mqtt::conn::MqttCore;
@@ -121,6 +123,8 @@ pub(crate) struct CiraCore {
     pub(crate) throttle: RefCell<Throttle>,
     /// The core's broker, for device events.
     pub(crate) mqtt: Option<Rc<MqttCore>>,
+    /// The control link, for the device registry (connects and disconnects).
+    pub(crate) link: Option<LinkHandle>,
 }
 
 /// Why the wait ended.
@@ -204,6 +208,9 @@ pub(crate) async fn serve(
                         "CIRA_Connected",
                         &g,
                     );
+                    if let Some(link) = &core.link {
+                        link.device_event(g.to_string(), true, l.since_ms, l.since_ms);
+                    }
                     live = Some((g, l));
                 }
                 Event::Closed { reason } => {
@@ -281,7 +288,7 @@ pub(crate) async fn serve(
                 break 'conn;
             }
             Wake::Killed => {
-                // A newer tunnel of this GUID took over.
+                // A newer tunnel of this GUID took over, or the control plane kicked it.
                 session.disconnect(reason::BY_APPLICATION);
             }
             Wake::Drained => {
@@ -305,6 +312,10 @@ pub(crate) async fn serve(
         let still_ours = shared.registry.unregister(&g, &l);
         info!(message = "CIRA tunnel closed.", guid = %g, %peer, reason = ?ended, replaced = !still_ours);
         if still_ours {
+            if let Some(link) = &core.link {
+                let seen = l.last_seen_ms.load(Ordering::Relaxed);
+                link.device_event(g.to_string(), false, unix_ms(), seen);
+            }
             publish_event(
                 &core,
                 "fail",

@@ -40,7 +40,7 @@ pub(crate) struct Live {
 }
 
 impl Live {
-    /// Tells the tunnel to close (a newer one for its GUID arrived).
+    /// Tells the tunnel to close (a newer one for its GUID arrived, or the control plane asked).
     pub(crate) fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.waker.wake();
@@ -143,6 +143,33 @@ impl Registry {
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.load().len()).sum()
     }
+
+    /// Every tunnel held now: (GUID, since, last seen), ms since the epoch. Each shard is read
+    /// at once; the whole is not one instant.
+    pub(crate) fn snapshot(&self) -> Vec<(Guid, u64, u64)> {
+        let mut out = Vec::with_capacity(self.len());
+        for shard in self.shards.iter() {
+            out.extend(
+                shard
+                    .load()
+                    .iter()
+                    .map(|(g, l)| (*g, l.since_ms, l.last_seen_ms.load(Ordering::Relaxed))),
+            );
+        }
+        out
+    }
+
+    /// Tells `guid`'s tunnel, if there is one, to go (it sends DISCONNECT and closes; its
+    /// entry leaves when it does). Returns whether there was one.
+    pub(crate) fn kick(&self, guid: &Guid) -> bool {
+        match self.shard(guid).load().get(guid) {
+            Some(live) => {
+                live.kill();
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -166,5 +193,33 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert!(r.unregister(&g, &second));
         assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn snapshot_lists_and_kick_kills() {
+        let r = Registry::default();
+        let a: Guid = "12345678-9abc-def0-1122-334455667788".parse().unwrap();
+        let b: Guid = "00000000-0000-0000-0000-000000000001".parse().unwrap();
+        assert!(r.snapshot().is_empty());
+        assert!(!r.kick(&a));
+        let (la, _) = r.register(a, 0);
+        let (lb, _) = r.register(b, 1);
+        lb.last_seen_ms.store(lb.since_ms + 5000, Ordering::Relaxed);
+        let mut snap = r.snapshot();
+        snap.sort();
+        assert_eq!(
+            snap,
+            vec![
+                (b, lb.since_ms, lb.since_ms + 5000),
+                (a, la.since_ms, la.since_ms)
+            ]
+        );
+        assert!(r.kick(&a));
+        assert!(la.killed.load(Ordering::Acquire));
+        assert!(!lb.killed.load(Ordering::Acquire));
+        // The kicked tunnel stays listed until it has gone, and then leaves as its own.
+        assert_eq!(r.len(), 2);
+        assert!(r.unregister(&a, &la));
+        assert_eq!(r.snapshot().len(), 1);
     }
 }
