@@ -1069,12 +1069,7 @@ impl AuditBatch {
 
     /// The whole frame: header and JSON body.
     pub fn encode(&self) -> Vec<u8> {
-        let len = self.body.len() + 2;
-        let mut out = audit_header(len).into_bytes();
-        out.reserve(len);
-        out.extend_from_slice(&self.body);
-        out.extend_from_slice(b"]}");
-        out
+        json_list_frame(audit_header, &self.body)
     }
 }
 
@@ -1226,13 +1221,19 @@ impl DeviceBatch {
 
     /// The whole frame: header and JSON body.
     pub fn encode(&self) -> Vec<u8> {
-        let len = self.body.len() + 2;
-        let mut out = devices_header(len).into_bytes();
-        out.reserve(len);
-        out.extend_from_slice(&self.body);
-        out.extend_from_slice(b"]}");
-        out
+        json_list_frame(devices_header, &self.body)
     }
+}
+
+/// A frame whose body is `body` (an open JSON object ending in an open list) closed with `]}`,
+/// behind the header `header` makes for that length.
+fn json_list_frame(header: fn(usize) -> String, body: &[u8]) -> Vec<u8> {
+    let len = body.len() + 2;
+    let mut out = header(len).into_bytes();
+    out.reserve(len);
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends at a character boundary.
