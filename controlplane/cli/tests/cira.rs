@@ -542,3 +542,18 @@ fn device_registry_follows_tunnels_and_disconnect_closes_one() {
     );
     c.stop();
 }
+
+#[test]
+fn ciracert_serves_the_ca_that_signed_the_cira_certificate() {
+    let c = Cira::start("", "", free_port());
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--unix-socket"])
+        .arg(c.install.dir.path().join("var/run/admin.sock"))
+        .arg("http://rampart/api/v1/ciracert")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let pem = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(pem, std::fs::read_to_string(c.install.ca()).unwrap());
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+}

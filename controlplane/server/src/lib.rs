@@ -213,6 +213,7 @@ pub fn run(config: ControlplaneConfig) -> Result<(), Error> {
             api_socket: config.api_socket.clone(),
             admin_socket: config.admin_socket.clone(),
             session_ttl: config.session_ttl,
+            cira_ca: Some(layout.ca_cert()),
         },
         store.clone(),
         credential_key,

@@ -884,6 +884,7 @@ mod tests {
                 api_socket: run.join("api.sock"),
                 admin_socket: run.join("admin.sock"),
                 session_ttl: Duration::from_secs(60),
+                cira_ca: None,
             },
             store.clone(),
             Zeroizing::new([1; 32]),

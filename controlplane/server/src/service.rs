@@ -113,6 +113,9 @@ pub struct ApiSettings {
     pub admin_socket: PathBuf,
     /// Web session lifetime.
     pub session_ttl: Duration,
+    /// The CA certificate served at `/ciracert` (what AMT devices are provisioned to trust for
+    /// CIRA); none: 404.
+    pub cira_ca: Option<PathBuf>,
 }
 
 /// Runs both API sockets on a tokio runtime in a background thread until `stop` is dropped
@@ -177,6 +180,7 @@ pub fn build_api(
         throttle: Throttle::new(ThrottlePolicy::default()),
         feed,
         session_ttl: settings.session_ttl,
+        cira_ca: settings.cira_ca,
         argon2_slots: tokio::sync::Semaphore::new(api::ARGON2_SLOTS),
     });
     Ok(Api {

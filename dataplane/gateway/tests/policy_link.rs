@@ -247,6 +247,7 @@ fn human_passwords_and_audit_over_the_control_link() {
             api_socket: run.join("api.sock"),
             admin_socket: run.join("admin.sock"),
             session_ttl: Duration::from_secs(3600),
+            cira_ca: None,
         },
         store.clone(),
         Zeroizing::new(KEY),

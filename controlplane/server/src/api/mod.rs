@@ -74,6 +74,8 @@ pub struct Inner {
     pub feed: Arc<Feed>,
     /// Web session lifetime.
     pub session_ttl: Duration,
+    /// The CA certificate `/ciracert` serves.
+    pub cira_ca: Option<std::path::PathBuf>,
     /// Argon2 runs at most this many at once, so a login flood cannot take every blocking
     /// thread from the store calls (and the local CLI).
     pub argon2_slots: tokio::sync::Semaphore,
@@ -224,6 +226,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/health", get(status::health))
         .route("/version", get(status::version))
+        .route("/ciracert", get(status::ciracert))
         .route("/status", get(status::status))
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))

@@ -62,6 +62,30 @@ pub(super) struct Version {
 }
 
 /// Service and API version.
+/// `GET /ciracert`: the PEM of the CA that signed the CIRA port's certificate, which AMT
+/// devices are provisioned to trust (MPS's route; RPS fetches it). Public data, but like every
+/// route it needs a caller.
+pub(super) async fn ciracert(State(st): State<AppState>, caller: Caller) -> Res<Response> {
+    caller.principal.require(Level::Viewer)?;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no CA certificate (externally signed certificates: use your CA's)",
+        )
+    };
+    let path = st.cira_ca.clone().ok_or_else(not_found)?;
+    let pem = tokio::task::spawn_blocking(move || std::fs::read_to_string(path))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|_| not_found())?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
+        pem,
+    )
+        .into_response())
+}
+
 pub(super) async fn version(caller: Caller) -> Res<Response> {
     caller.principal.require(Level::Viewer)?;
     Ok(Json(Version {
