@@ -51,6 +51,61 @@ pub enum Command {
     /// MQTT fan-out: publishers send timestamped messages to topics every subscriber follows;
     /// measures sent and delivered messages/s, losses and end-to-end latency.
     MqttFanout(MqttFanoutArgs),
+    /// Simulated Intel AMT devices dialling the CIRA port at a given rate, holding their APF
+    /// tunnels with keepalives; measures admission latency, tunnels held and the time for all.
+    Cira(CiraArgs),
+}
+
+/// The most simulated devices of `cira`.
+pub const MAX_DEVICES: u32 = 100_000;
+
+/// `cira` mode.
+#[derive(Debug, Args)]
+pub struct CiraArgs {
+    /// The CIRA port, `IP:PORT` or `localhost:PORT`; loopback addresses only.
+    #[arg(long, value_name = "ADDR", value_parser = parse_loopback_target)]
+    pub target: SocketAddr,
+
+    /// TLS options (AMT speaks TLS 1.2: pass --tls12 to mimic it).
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// The devices: one `guid,mps_username,mps_password` line each (allowlisted beforehand,
+    /// e.g. with `rampart device add --mps-password-stdin`). Secrets are never arguments.
+    #[arg(long, value_name = "FILE")]
+    pub devices_file: PathBuf,
+
+    /// Use only the first N devices of the file.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DEVICES)))]
+    pub devices: Option<u32>,
+
+    /// New connections per second (the reconnect storm's rate).
+    #[arg(long, value_name = "PER_SEC", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+
+    /// How long every tunnel is held, with keepalives, once all are up (or tried).
+    #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_run_duration)]
+    pub hold: Duration,
+
+    /// Seconds between a device's keepalives while holding (AMT: the server's interval, 30).
+    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = parse_timeout)]
+    pub keepalive: Duration,
+
+    /// Worker threads; devices are spread over them.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: u32,
+
+    /// Timeout of each connect and of the whole APF setup.
+    #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+
+    /// Also write every figure as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Sample VmRSS of this process (the server) every 200 ms; report start, peak and final.
+    #[arg(long, value_name = "PID")]
+    pub sample_rss_pid: Option<u32>,
 }
 
 /// Options every mode shares: where, how hard, how long, and what to report.
@@ -561,5 +616,78 @@ mod tests {
         assert!(parse_run_duration("0s").is_err());
         assert!(parse_run_duration("2h").is_err());
         assert!(parse_timeout("0ms").is_err());
+    }
+
+    fn cira(args: &[&str]) -> Result<CiraArgs, String> {
+        let argv = ["rampart-loadgen", "cira"].iter().chain(args);
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Cira(a),
+            }) => Ok(a),
+            Ok(_) => Err("wrong mode".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn cira_arguments() {
+        let a = cira(&[
+            "--target",
+            "127.0.0.1:4433",
+            "--ca",
+            "ca.pem",
+            "--devices-file",
+            "d.csv",
+        ])
+        .unwrap();
+        assert_eq!(
+            (a.rate, a.threads, a.hold),
+            (200, 8, Duration::from_secs(10))
+        );
+        assert!(a.devices.is_none() && !a.tls.tls12);
+        for bad in [
+            &[
+                "--target",
+                "10.0.0.1:4433",
+                "--ca",
+                "c",
+                "--devices-file",
+                "d",
+            ][..],
+            &["--target", "127.0.0.1:4433", "--devices-file", "d"],
+            &["--target", "127.0.0.1:4433", "--ca", "c"],
+            &[
+                "--target",
+                "127.0.0.1:4433",
+                "--ca",
+                "c",
+                "--devices-file",
+                "d",
+                "--rate",
+                "0",
+            ],
+            &[
+                "--target",
+                "127.0.0.1:4433",
+                "--ca",
+                "c",
+                "--devices-file",
+                "d",
+                "--devices",
+                "0",
+            ],
+            &[
+                "--target",
+                "127.0.0.1:4433",
+                "--ca",
+                "c",
+                "--devices-file",
+                "d",
+                "--threads",
+                "999",
+            ],
+        ] {
+            assert!(cira(bad).is_err(), "{bad:?}");
+        }
     }
 }

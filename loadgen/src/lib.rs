@@ -4,6 +4,8 @@
 //!
 //! - `handshake`: N workers, each on its own OS thread with blocking sockets, repeatedly
 //!   connect, complete a full TLS handshake (no resumption), send close_notify and close.
+//! - `cira`: N simulated AMT devices dial the CIRA port at a given rate and hold their APF
+//!   tunnels with keepalives; admission latency, tunnels up and alive, time for all.
 //! - `mqtt-fanout`: P publishers publish timestamped messages that S subscribers all receive,
 //!   over plain TCP or TLS, MQTT 3.1.1 or 5.0, QoS 0 or 1; measures sent and delivered
 //!   messages/s, losses, duplicates, reordering and end-to-end latency.
@@ -25,6 +27,7 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod amt;
+mod cira;
 pub mod cli;
 mod handshake;
 mod mqtt_fanout;
@@ -42,5 +45,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Handshake(args) => handshake::run(&args, command_line),
         Command::MqttFanout(args) => mqtt_fanout::run(&args, command_line),
+        Command::Cira(args) => cira::run(&args, command_line),
     }
 }

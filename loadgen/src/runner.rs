@@ -94,7 +94,7 @@ struct WorkerResult<O> {
     errors: BTreeMap<&'static str, ErrorTally>,
 }
 
-fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     // Auto-resizing, 3 significant digits: small for loopback latencies, grows as needed (see
     // `record`).
     Histogram::new(3).expect("3 significant digits is a valid histogram precision")

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -263,4 +263,60 @@ pub(crate) fn wait_applied(install: &Install) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The `rampart-loadgen` binary, built if needed.
+pub(crate) fn loadgen() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // <target>/<profile>/deps/<test binary>-<hash>
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().unwrap().parent().unwrap();
+        let bin = profile_dir.join("rampart-loadgen");
+        // `cargo test --workspace` builds it; `cargo test -p rampart-cli` may leave an older
+        // one behind: use it only if it is newer than every loadgen source file.
+        if bin.is_file() && newer_than_sources(&bin) {
+            return bin;
+        }
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let target = profile_dir.parent().unwrap().join("loadgen-for-tests");
+        let mut build = Command::new(env!("CARGO"));
+        build
+            .args(["build", "--quiet", "-p", "rampart-loadgen"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if release {
+            build.arg("--release");
+        }
+        let status = build.status().unwrap();
+        assert!(status.success(), "cargo build -p rampart-loadgen failed");
+        target
+            .join(if release { "release" } else { "debug" })
+            .join("rampart-loadgen")
+    })
+}
+
+/// Whether `bin` was modified after every file under `loadgen/src` and the codec crate.
+fn newer_than_sources(bin: &Path) -> bool {
+    fn newest(dir: &Path, acc: &mut std::time::SystemTime) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                newest(&path, acc);
+            } else if let Ok(m) = e.metadata().and_then(|m| m.modified()) {
+                *acc = (*acc).max(m);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut sources = std::time::SystemTime::UNIX_EPOCH;
+    newest(&root.join("loadgen/src"), &mut sources);
+    newest(&root.join("dataplane/proto/mqtt/src"), &mut sources);
+    newest(&root.join("dataplane/proto/apf/src"), &mut sources);
+    std::fs::metadata(bin)
+        .and_then(|m| m.modified())
+        .is_ok_and(|built| built > sources)
 }
