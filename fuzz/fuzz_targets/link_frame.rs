@@ -9,9 +9,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use rampart_policy::link::{
-    Frame, FrameDecoder, FrameError, MAX_ACK_LINE, MAX_AUDIT_BODY, MAX_AUTH_BODY,
-    MAX_DEVICES_BODY, MAX_FRAME_HEADER, Uplink, UplinkDecoder, audit_header, authed_line,
-    devices_header, kick_line, snapshot_header,
+    Frame, FrameDecoder, FrameError, MAX_ACK_LINE, MAX_AUDIT_BODY, MAX_AUTH_BODY, MAX_DEVICES_BODY,
+    MAX_FRAME_HEADER, Uplink, UplinkDecoder, audit_header, authed_line, devices_header, kick_line,
+    snapshot_header,
 };
 
 /// A small body limit, so that `TooLarge` is reachable within -max_len.
