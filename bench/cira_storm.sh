@@ -14,22 +14,8 @@ hold=${3:-10s}
 cargo build --release --locked -q -p rampart-cli -p rampart-loadgen
 bin=${CARGO_TARGET_DIR:-target}/release
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-    echo "port $1 never opened" >&2; return 1
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 port=$(free_port)
 cat > "$work/rampart.toml" <<TOML
 data_dir = "$work/var"
