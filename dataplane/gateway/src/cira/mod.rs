@@ -160,7 +160,6 @@ pub(crate) async fn serve(
     // The auth stage bounds everything before forwarding: version, credentials, services.
     let auth_clock = StageClock::start(ctx.first_stage.1, start);
     let mut live: Option<(Guid, Arc<Live>)> = None;
-    let mut guid: Option<Guid> = None;
     let mut out = BytesMut::new();
     let mut buf = Vec::with_capacity(4096);
     let mut ended: Option<CloseReason> = None;
@@ -169,15 +168,15 @@ pub(crate) async fn serve(
         while let Some(ev) = session.poll_event() {
             match ev {
                 Event::Version { guid: g, .. } => {
-                    guid = Some(g);
                     admit_version(&core, &mut session, g, peer, now);
                 }
                 Event::Auth { username, password } => {
-                    let g = guid.unwrap_or(Guid([0; 16]));
+                    // The session raises Auth only after Version, so it knows the GUID.
+                    let g = session.guid().unwrap_or(Guid([0; 16]));
                     check_credentials(&core, &mut session, g, &username, &password, peer, now);
                 }
                 Event::Established { ports } => {
-                    let g = guid.unwrap_or(Guid([0; 16]));
+                    let g = session.guid().unwrap_or(Guid([0; 16]));
                     let (l, old) = shared.registry.register(g, core.core);
                     if let Some(old) = &old {
                         bump(&shared.stats.replaced);

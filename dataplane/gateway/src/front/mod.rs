@@ -645,8 +645,7 @@ pub(crate) async fn serve(
 /// A head the parser refused: its status (400, 414, 501, 505) and close.
 async fn bad_head(mut c: HttpConn, e: &HeadError, start: Instant) {
     debug!(message = "Bad request head.", peer = %c.peer, reason = e.reason());
-    let mut r = Reply::error(e.status(), e.reason());
-    r.reason = Some(e.reason());
+    let r = Reply::error(e.status(), e.reason());
     let sent = c.reply(&r, false, false).await;
     c.log(None, r.status, sent.unwrap_or(0), start, Some(e.reason()));
     c.close().await;

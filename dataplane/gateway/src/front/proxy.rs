@@ -150,7 +150,7 @@ pub(super) async fn forward(
         .proxied
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let has_body = head.body != BodyKind::None;
-    let res = exchange(c, head, start).await;
+    let res = exchange(c, head).await;
     match res {
         Ok((status, bytes, reusable)) => {
             c.log(Some(head), status, bytes, start, None);
@@ -174,11 +174,7 @@ pub(super) async fn forward(
 
 /// The exchange: returns the status, body bytes sent, and whether the client connection may
 /// serve another request.
-async fn exchange(
-    c: &mut HttpConn,
-    head: &RequestHead,
-    start: Instant,
-) -> Result<(u16, u64, bool), Fail> {
+async fn exchange(c: &mut HttpConn, head: &RequestHead) -> Result<(u16, u64, bool), Fail> {
     let cfg = c.front.shared.cfg.clone();
     let Some(sock) = cfg.api_socket.clone() else {
         return Err(Fail::Reply(503, "upstream_unavailable"));
@@ -270,7 +266,6 @@ async fn exchange(
     let mut clock = SendClock::start(cfg.send_timeout);
     let mut sent = 0u64;
     let mut dec = BodyDecoder::new(resp.body, BodyLimits::default());
-    let _ = start;
     loop {
         let ev = match dec.decode(&mut ubuf) {
             Ok(ev) => ev,
