@@ -291,11 +291,8 @@ impl TlsStream {
     }
 
     /// Sends close_notify (best effort, within `grace`) and shuts the socket down.
-    pub async fn shutdown(mut self, grace: Duration) {
-        self.tls.send_close_notify();
-        self.write_clock = WriteClock::new(grace.min(self.write_clock.stall()));
-        let _ = self.flush_tls().await;
-        let _ = self.tcp.shutdown().await;
+    pub async fn shutdown(self, grace: Duration) {
+        self.shutdown_lingering(grace, Duration::ZERO, 0).await;
     }
 
     /// [`TlsStream::shutdown`], then a lingering close: what the peer still sends is read and
@@ -307,6 +304,9 @@ impl TlsStream {
         self.write_clock = WriteClock::new(grace.min(self.write_clock.stall()));
         let _ = self.flush_tls().await;
         let _ = self.tcp.shutdown().await;
+        if max == 0 || linger.is_zero() {
+            return;
+        }
         let end = Instant::now() + linger;
         let idle = Duration::from_millis(200);
         let mut seen = 0;
