@@ -934,6 +934,12 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("run").join("control.sock"))
     }
 
+    /// The data plane's CIRA channel service (the control plane opens APF channels through
+    /// it): `<data_dir>/run/channels.sock`.
+    pub(crate) fn channel_socket(&self) -> PathBuf {
+        self.data_dir.join("run").join("channels.sock")
+    }
+
     /// The admin socket the CLI talks to.
     pub(crate) fn admin_socket(&self) -> PathBuf {
         self.controlplane
@@ -1016,6 +1022,7 @@ impl Config {
             listen_backlog: i32::from(d.listen_backlog.get()),
             drain_timeout: Duration::from_secs(d.drain_timeout_secs.get()),
             control_socket: with_control_link.then(|| self.control_socket()),
+            channel_socket: Some(self.channel_socket()),
             broker: d.broker.config(&self.data_dir),
             front: d.front.config(
                 &self.data_dir,

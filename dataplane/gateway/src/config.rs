@@ -178,6 +178,9 @@ pub struct DataplaneConfig {
     pub drain_timeout: Duration,
     /// The control plane's Unix socket, when running under `rampart up`.
     pub control_socket: Option<PathBuf>,
+    /// The CIRA channel service's Unix socket (the control plane opens APF channels through
+    /// it); None: no channel service.
+    pub channel_socket: Option<PathBuf>,
     /// The MQTT broker's settings.
     pub broker: crate::mqtt::BrokerConfig,
     /// The HTTPS front's settings.

@@ -160,6 +160,16 @@ pub(crate) fn render(s: &Sources) -> String {
         let _ = writeln!(o, "# HELP rampart_cira_tunnels APF tunnels forwarding now.");
         let _ = writeln!(o, "# TYPE rampart_cira_tunnels gauge");
         let _ = writeln!(o, "rampart_cira_tunnels {}", c.registry.len());
+        let _ = writeln!(
+            o,
+            "# HELP rampart_cira_channels APF channels open for the control plane now."
+        );
+        let _ = writeln!(o, "# TYPE rampart_cira_channels gauge");
+        let _ = writeln!(
+            o,
+            "rampart_cira_channels {}",
+            c.stats.channels.load(Ordering::Relaxed)
+        );
         for (name, v) in c.stats.counters() {
             let _ = writeln!(o, "# TYPE rampart_cira_{name}_total counter");
             let _ = writeln!(o, "rampart_cira_{name}_total {v}");

@@ -69,6 +69,14 @@ pub enum Error {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
+    /// A local socket could not be set up.
+    #[error("{context}: {source}")]
+    Io {
+        /// What we were doing.
+        context: String,
+        /// The system error.
+        source: io::Error,
+    },
 }
 
 /// How often each core runs its broker's timers (delayed wills, session expiry, policy
@@ -262,6 +270,12 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
                 policy: policy.clone(),
             })
         });
+    if let (Some(c), Some(path)) = (&cira, &config.channel_socket) {
+        crate::cira::channel::spawn(path.clone(), c.clone()).map_err(|source| Error::Io {
+            context: format!("channel service {}", path.display()),
+            source,
+        })?;
+    }
     // The link before the cores: their brokers and CIRA servers take its handle (human logins,
     // audit records, device events); it reads the CIRA registry for the control plane.
     let link = config

@@ -4,6 +4,8 @@
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]
 
+pub(crate) mod cira;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

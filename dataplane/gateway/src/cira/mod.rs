@@ -12,9 +12,11 @@
 //! authenticates. Every outcome is audited (`cira.connect`), failures are throttled per source
 //! address, and the whole pre-forwarding part runs under the `auth` stage deadline.
 
+pub(crate) mod channel;
 pub(crate) mod registry;
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
@@ -24,10 +26,14 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{Either, select};
-use rampart_apf_proto::{CloseReason, Event, Guid, ServerSession, SessionConfig, State, reason};
-use rampart_deadline::{StageClock, StageLimit, Timeout};
+use rampart_apf_proto::{
+    ChannelId, CloseReason, Event, Guid, ServerSession, SessionConfig, State, reason,
+};
+use rampart_deadline::{StageClock, Timeout};
 use rampart_mqtt_proto::TopicName;
 use rampart_policy::snapshot::DeviceDecision;
+use rampart_rt::channel::Receiver;
+use rampart_tls::duplex::{TlsReader, TlsWriter};
 use rampart_tls::{ConnError, TlsStream};
 use tracing::{debug, info};
 
@@ -38,10 +44,13 @@ use crate::mqtt::audit;
 use crate::mqtt::conn::MqttCore;
 use crate::mqtt::throttle::Throttle;
 use crate::policy::PolicyHandle;
+use channel::{ChanState, ChannelRequest, Signal};
 use registry::{Live, Registry, unix_ms};
 
 /// How long a closing tunnel gets to send its DISCONNECT and close_notify.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Input buffers larger than this are given back once drained.
+const READ_KEEP: usize = 16 * 1024;
 /// The topic of device events (MPS's).
 const EVENTS_TOPIC: &str = "mps/events";
 
@@ -82,11 +91,15 @@ pub(crate) struct CiraStats {
     pub(crate) auth_timeouts: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) peer_disconnects: AtomicU64,
+    /// Channels open for the control plane now.
+    pub(crate) channels: AtomicI64,
+    pub(crate) channels_opened: AtomicU64,
+    pub(crate) channel_refusals: AtomicU64,
 }
 
 impl CiraStats {
     /// `(name, value)` of every counter.
-    pub(crate) fn counters(&self) -> [(&'static str, u64); 9] {
+    pub(crate) fn counters(&self) -> [(&'static str, u64); 11] {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         [
             ("established", l(&self.established)),
@@ -98,6 +111,8 @@ impl CiraStats {
             ("auth_timeouts", l(&self.auth_timeouts)),
             ("protocol_errors", l(&self.protocol_errors)),
             ("peer_disconnects", l(&self.peer_disconnects)),
+            ("channels_opened", l(&self.channels_opened)),
+            ("channel_refusals", l(&self.channel_refusals)),
         ]
     }
 }
@@ -127,16 +142,43 @@ pub(crate) struct CiraCore {
     pub(crate) link: Option<LinkHandle>,
 }
 
-/// Why the wait ended.
+/// One tunnel's state, shared by its reading half, its driver and its channels (one core; a
+/// `RefCell` is never borrowed across an await).
+#[derive(Debug)]
+pub(crate) struct Tunnel {
+    pub(crate) shared: Arc<CiraShared>,
+    pub(crate) session: RefCell<ServerSession>,
+    /// Wakes the driver: input arrived, a channel queued data, consumed some or closed.
+    pub(crate) wake: Signal,
+    /// The channels opened for the control plane, by our id.
+    pub(crate) channels: RefCell<HashMap<ChannelId, Rc<ChanState>>>,
+    /// The registry entry, once forwarding.
+    live: RefCell<Option<(Guid, Arc<Live>)>>,
+    /// How the reading half ended: `Some(None)` at end of input, `Some(Some(e))` on an error.
+    input_end: RefCell<Option<Option<ConnError>>>,
+    pub(crate) write_stall: Duration,
+}
+
+/// Why the driver woke.
 enum Wake {
-    Read(Result<usize, ConnError>),
+    Poke,
+    Timer,
     Killed,
     Drained,
+    Request(Option<ChannelRequest>),
+}
+
+/// How the driver ended.
+enum End {
+    /// Say goodbye: flush, close_notify, shut down.
+    Graceful,
+    /// The connection is gone or broken: just close.
+    Abrupt,
 }
 
 /// Serves one tunnel after its TLS handshake.
 pub(crate) async fn serve(
-    mut stream: TlsStream,
+    stream: TlsStream,
     peer: SocketAddr,
     ctx: Rc<ConnCtx>,
     core: Rc<CiraCore>,
@@ -156,145 +198,31 @@ pub(crate) async fn serve(
             .unwrap_or(Duration::from_secs(30)),
         ..SessionConfig::default()
     };
-    let mut session = ServerSession::new(session_cfg, start);
-    // The auth stage bounds everything before forwarding: version, credentials, services.
-    let auth_clock = StageClock::start(ctx.first_stage.1, start);
-    let mut live: Option<(Guid, Arc<Live>)> = None;
-    let mut out = BytesMut::new();
-    let mut buf = Vec::with_capacity(4096);
+    let t = Rc::new(Tunnel {
+        shared: shared.clone(),
+        session: RefCell::new(ServerSession::new(session_cfg, start)),
+        wake: Signal::default(),
+        channels: RefCell::default(),
+        live: RefCell::new(None),
+        input_end: RefCell::new(None),
+        write_stall: ctx.limits.write_stall,
+    });
+    let (mut reader, mut writer) = stream.into_duplex();
     let mut ended: Option<CloseReason> = None;
-    'conn: loop {
-        let now = Instant::now();
-        while let Some(ev) = session.poll_event() {
-            match ev {
-                Event::Version { guid: g, .. } => {
-                    admit_version(&core, &mut session, g, peer, now);
-                }
-                Event::Auth { username, password } => {
-                    // The session raises Auth only after Version, so it knows the GUID.
-                    let g = session.guid().unwrap_or(Guid([0; 16]));
-                    check_credentials(&core, &mut session, g, &username, &password, peer, now);
-                }
-                Event::Established { ports } => {
-                    let g = session.guid().unwrap_or(Guid([0; 16]));
-                    let (l, old) = shared.registry.register(g, core.core);
-                    if let Some(old) = &old {
-                        bump(&shared.stats.replaced);
-                        info!(
-                            message = "CIRA tunnel replaced by a newer one.",
-                            guid = %g,
-                            old_tunnel = old.id,
-                            old_core = old.core,
-                            old_age_ms = unix_ms().saturating_sub(old.since_ms),
-                            old_last_seen_ms = old.last_seen_ms.load(Ordering::Relaxed),
-                        );
-                    }
-                    shared.stats.tunnels.fetch_add(1, Ordering::Relaxed);
-                    bump(&shared.stats.established);
-                    info!(message = "CIRA tunnel established.", guid = %g, %peer, tunnel = l.id, core = core.core, ports = ?ports);
-                    audit::record(
-                        "cira.connect",
-                        &g.to_string(),
-                        &g.to_string(),
-                        "allowed",
-                        Some(peer.ip()),
-                        &format!("ports {ports:?}"),
-                    );
-                    publish_event(
-                        &core,
-                        "success",
-                        "CIRA Connection Established",
-                        "CIRA_Connected",
-                        &g,
-                    );
-                    if let Some(link) = &core.link {
-                        link.device_event(g.to_string(), true, l.since_ms, l.since_ms);
-                    }
-                    live = Some((g, l));
-                }
-                Event::Closed { reason } => {
-                    ended = Some(reason);
-                }
-                // No channel user yet; the session keeps the bookkeeping.
-                _ => {}
-            }
+    let end = {
+        let read_side = pin!(read_side(&t, &mut reader));
+        let drive = pin!(drive(&t, &mut writer, peer, &ctx, &core, start, &mut ended));
+        match select(read_side, drive).await {
+            Either::Right((end, _)) => end,
+            Either::Left(((), _)) => End::Abrupt,
         }
-        if session.poll_transmit(&mut out) > 0 {
-            let data = out.split().freeze();
-            if let Err(e) = write(&mut stream, &data, ctx.limits.write_stall).await {
-                ctx.close_with(peer, &e);
-                break 'conn;
-            }
-        }
-        if ended.is_some() || session.state() == State::Closed {
-            stream.shutdown(CLOSE_GRACE).await;
-            break 'conn;
-        }
-        // Wait for bytes, the session's timer, the pre-forwarding deadline, a replacement or a
-        // drain.
-        let forwarding = session.state() == State::Forwarding;
-        let deadline = match (forwarding, session.poll_timeout(), auth_clock.deadline()) {
-            (false, Some(t), Some(a)) => Some(t.min(a)),
-            (false, None, a) => a,
-            (_, t, _) => t,
-        };
-        let now = Instant::now();
-        let limit = deadline.map_or(StageLimit::DISABLED, |d| {
-            StageLimit::fixed(d.saturating_duration_since(now))
-        });
-        let mut clock = StageClock::start(limit, now);
-        buf.clear();
-        let wake = {
-            let read = pin!(stream.read(&mut buf, &mut clock, Timeout::Stage("auth")));
-            let drained = pin!(ctx.drain.signaled());
-            let killed = pin!(async {
-                match &live {
-                    Some((_, l)) => l.killed().await,
-                    None => std::future::pending().await,
-                }
-            });
-            let stop = pin!(select(killed, drained));
-            match select(read, stop).await {
-                Either::Left((r, _)) => Wake::Read(r),
-                Either::Right((Either::Left(_), _)) => Wake::Killed,
-                Either::Right((Either::Right(_), _)) => Wake::Drained,
-            }
-        };
-        let now = Instant::now();
-        match wake {
-            Wake::Read(Ok(0)) => {
-                ctx.record(ConnEvent::PeerClosed);
-                break 'conn;
-            }
-            Wake::Read(Ok(_)) => {
-                session.handle_input(&buf, now);
-                if let Some((_, l)) = &live {
-                    l.seen(unix_ms());
-                }
-            }
-            Wake::Read(Err(ConnError::Timeout(Timeout::Stage(_)))) => {
-                if !forwarding && auth_clock.is_expired(now) {
-                    bump(&shared.stats.auth_timeouts);
-                    ctx.record(ConnEvent::TimeoutStage);
-                    debug!(message = "CIRA tunnel not forwarding in time.", %peer);
-                    session.disconnect(reason::CONNECTION_TIMED_OUT);
-                } else {
-                    session.handle_timeout(now);
-                }
-            }
-            Wake::Read(Err(e)) => {
-                ctx.close_with(peer, &e);
-                break 'conn;
-            }
-            Wake::Killed => {
-                // A newer tunnel of this GUID took over, or the control plane kicked it.
-                session.disconnect(reason::BY_APPLICATION);
-            }
-            Wake::Drained => {
-                ctx.record(ConnEvent::Drained);
-                session.disconnect(reason::BY_APPLICATION);
-            }
-        }
+    };
+    if matches!(end, End::Graceful) {
+        writer.shutdown(CLOSE_GRACE).await;
+    }
+    // The channels end with the tunnel.
+    for ch in t.channels.borrow_mut().drain().map(|(_, c)| c) {
+        ch.end();
     }
     match &ended {
         Some(CloseReason::IdleTimeout) => bump(&shared.stats.idle_timeouts),
@@ -306,6 +234,7 @@ pub(crate) async fn serve(
         Some(CloseReason::PeerDisconnect(_)) => bump(&shared.stats.peer_disconnects),
         _ => {}
     }
+    let live = t.live.borrow_mut().take();
     if let Some((g, l)) = live {
         shared.stats.tunnels.fetch_sub(1, Ordering::Relaxed);
         let still_ours = shared.registry.unregister(&g, &l);
@@ -326,11 +255,266 @@ pub(crate) async fn serve(
     }
 }
 
-/// Writes `data` under the write-stall limit.
-async fn write(stream: &mut TlsStream, data: &Bytes, stall: Duration) -> Result<(), ConnError> {
-    compio::time::timeout(stall, stream.write_all(data))
-        .await
-        .map_err(|_| ConnError::Timeout(Timeout::WriteStall))?
+/// Reads the device's bytes into the session until the connection ends, then waits for the
+/// driver to finish (it is the one that ends the tunnel).
+async fn read_side(t: &Tunnel, reader: &mut TlsReader) {
+    let mut rx = BytesMut::new();
+    loop {
+        rx.clear();
+        match reader.read(&mut rx, None, Timeout::Stage("auth")).await {
+            Ok(0) => {
+                *t.input_end.borrow_mut() = Some(None);
+                break;
+            }
+            Ok(_) => {
+                t.session.borrow_mut().handle_input(&rx, Instant::now());
+                if let Some((_, l)) = &*t.live.borrow() {
+                    l.seen(unix_ms());
+                }
+                t.wake.notify();
+            }
+            Err(e) => {
+                *t.input_end.borrow_mut() = Some(Some(e));
+                break;
+            }
+        }
+        if rx.capacity() > 4 * READ_KEEP {
+            rx = BytesMut::new();
+        }
+    }
+    t.wake.notify();
+    std::future::pending::<()>().await;
+}
+
+/// The tunnel's driver: session events (admission, registration, channel traffic), what the
+/// session has to send, its timers, replacement, drain and channel requests.
+async fn drive(
+    t: &Rc<Tunnel>,
+    writer: &mut TlsWriter,
+    peer: SocketAddr,
+    ctx: &ConnCtx,
+    core: &CiraCore,
+    start: Instant,
+    ended: &mut Option<CloseReason>,
+) -> End {
+    let shared = &core.shared;
+    // The auth stage bounds everything before forwarding: version, credentials, services.
+    let auth_clock = StageClock::start(ctx.first_stage.1, start);
+    let mut requests: Option<Receiver<ChannelRequest>> = None;
+    let mut out = BytesMut::new();
+    loop {
+        let now = Instant::now();
+        loop {
+            let ev = t.session.borrow_mut().poll_event();
+            let Some(ev) = ev else { break };
+            match ev {
+                Event::Version { guid: g, .. } => {
+                    admit_version(core, &mut t.session.borrow_mut(), g, peer, now);
+                }
+                Event::Auth { username, password } => {
+                    let mut session = t.session.borrow_mut();
+                    // The session raises Auth only after Version, so it knows the GUID.
+                    let g = session.guid().unwrap_or(Guid([0; 16]));
+                    check_credentials(core, &mut session, g, &username, &password, peer, now);
+                }
+                Event::Established { ports } => {
+                    let g = t.session.borrow().guid().unwrap_or(Guid([0; 16]));
+                    let (tx, rx) = rampart_rt::channel::bounded(channel::REQUEST_QUEUE);
+                    requests = Some(rx);
+                    let l = established(core, g, ports, peer, tx);
+                    *t.live.borrow_mut() = Some((g, l));
+                }
+                Event::ChannelOpened { id } => {
+                    if let Some(ch) = t.channels.borrow().get(&id) {
+                        ch.opened.set(Some(Ok(())));
+                        ch.down.notify();
+                    }
+                }
+                Event::ChannelOpenFailed { id, reason } => {
+                    if let Some(ch) = t.channels.borrow_mut().remove(&id) {
+                        ch.opened.set(Some(Err(reason)));
+                        ch.end();
+                    }
+                }
+                Event::ChannelData { id, data } => {
+                    if let Some(ch) = t.channels.borrow().get(&id) {
+                        ch.inbound.borrow_mut().push_back(data);
+                        ch.down.notify();
+                    }
+                }
+                Event::ChannelClosed { id } => {
+                    if let Some(ch) = t.channels.borrow_mut().remove(&id) {
+                        ch.end();
+                    }
+                }
+                Event::Closed { reason } => {
+                    *ended = Some(reason);
+                }
+                _ => {}
+            }
+        }
+        // Input may have opened the device's windows.
+        for ch in t.channels.borrow().values() {
+            ch.up.notify();
+        }
+        let sent = t.session.borrow_mut().poll_transmit(&mut out);
+        if sent > 0 {
+            let data = out.split();
+            let r = match writer.stage(&data) {
+                Ok(()) => writer.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                ctx.close_with(peer, &e);
+                return End::Abrupt;
+            }
+            if out.capacity() > 4 * READ_KEEP {
+                out = BytesMut::new();
+            }
+        }
+        if ended.is_some() || t.session.borrow().state() == State::Closed {
+            return End::Graceful;
+        }
+        match t.input_end.borrow_mut().take() {
+            Some(None) => {
+                ctx.record(ConnEvent::PeerClosed);
+                return End::Abrupt;
+            }
+            Some(Some(e)) => {
+                ctx.close_with(peer, &e);
+                return End::Abrupt;
+            }
+            None => {}
+        }
+        // Wait for input, the session's timer, the pre-forwarding deadline, a replacement, a
+        // drain or a channel request.
+        let forwarding = t.session.borrow().state() == State::Forwarding;
+        let timer = t.session.borrow().poll_timeout();
+        let deadline = match (forwarding, timer, auth_clock.deadline()) {
+            (false, Some(t), Some(a)) => Some(t.min(a)),
+            (false, None, a) => a,
+            (_, t, _) => t,
+        };
+        let wake = {
+            let poke = pin!(t.wake.wait());
+            let timer = pin!(async {
+                match deadline {
+                    Some(d) => compio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            });
+            let live = t.live.borrow().as_ref().map(|(_, l)| l.clone());
+            let killed = pin!(async {
+                match &live {
+                    Some(l) => l.killed().await,
+                    None => std::future::pending().await,
+                }
+            });
+            let drained = pin!(ctx.drain.signaled());
+            let request = pin!(async {
+                match requests.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            });
+            let first = select(poke, timer);
+            let second = select(killed, drained);
+            match select(select(first, second), request).await {
+                Either::Left((Either::Left((Either::Left(_), _)), _)) => Wake::Poke,
+                Either::Left((Either::Left((Either::Right(_), _)), _)) => Wake::Timer,
+                Either::Left((Either::Right((Either::Left(_), _)), _)) => Wake::Killed,
+                Either::Left((Either::Right((Either::Right(_), _)), _)) => Wake::Drained,
+                Either::Right((r, _)) => Wake::Request(r),
+            }
+        };
+        let now = Instant::now();
+        match wake {
+            Wake::Poke => {}
+            Wake::Timer => {
+                if !forwarding && auth_clock.is_expired(now) {
+                    bump(&shared.stats.auth_timeouts);
+                    ctx.record(ConnEvent::TimeoutStage);
+                    debug!(message = "CIRA tunnel not forwarding in time.", %peer);
+                    t.session
+                        .borrow_mut()
+                        .disconnect(reason::CONNECTION_TIMED_OUT);
+                } else {
+                    t.session.borrow_mut().handle_timeout(now);
+                }
+            }
+            Wake::Killed => {
+                // A newer tunnel of this GUID took over, or the control plane kicked it.
+                t.session.borrow_mut().disconnect(reason::BY_APPLICATION);
+            }
+            Wake::Drained => {
+                ctx.record(ConnEvent::Drained);
+                t.session.borrow_mut().disconnect(reason::BY_APPLICATION);
+            }
+            Wake::Request(None) => requests = None,
+            Wake::Request(Some(req)) => open_for(t, req, now),
+        }
+    }
+}
+
+/// The tunnel is up: registry, counters, log, audit, event, control plane.
+fn established(
+    core: &CiraCore,
+    g: Guid,
+    ports: Vec<u32>,
+    peer: SocketAddr,
+    requests: rampart_rt::channel::Sender<ChannelRequest>,
+) -> Arc<Live> {
+    let shared = &core.shared;
+    let (l, old) = shared.registry.register(g, core.core, requests);
+    if let Some(old) = &old {
+        bump(&shared.stats.replaced);
+        info!(
+            message = "CIRA tunnel replaced by a newer one.",
+            guid = %g,
+            old_tunnel = old.id,
+            old_core = old.core,
+            old_age_ms = unix_ms().saturating_sub(old.since_ms),
+            old_last_seen_ms = old.last_seen_ms.load(Ordering::Relaxed),
+        );
+    }
+    shared.stats.tunnels.fetch_add(1, Ordering::Relaxed);
+    bump(&shared.stats.established);
+    info!(message = "CIRA tunnel established.", guid = %g, %peer, tunnel = l.id, core = core.core, ports = ?ports);
+    audit::record(
+        "cira.connect",
+        &g.to_string(),
+        &g.to_string(),
+        "allowed",
+        Some(peer.ip()),
+        &format!("ports {ports:?}"),
+    );
+    publish_event(
+        core,
+        "success",
+        "CIRA Connection Established",
+        "CIRA_Connected",
+        &g,
+    );
+    if let Some(link) = &core.link {
+        link.device_event(g.to_string(), true, l.since_ms, l.since_ms);
+    }
+    l
+}
+
+/// A channel request reached the tunnel's core: open the APF channel and start its task.
+fn open_for(t: &Rc<Tunnel>, req: ChannelRequest, now: Instant) {
+    let opened = t.session.borrow_mut().open_channel(req.port, now);
+    match opened {
+        Ok(id) => {
+            let ch = Rc::new(ChanState::new(id));
+            t.channels.borrow_mut().insert(id, ch.clone());
+            compio::runtime::spawn(channel::run(t.clone(), ch, req.sock)).detach();
+        }
+        Err(e) => {
+            bump(&t.shared.stats.channel_refusals);
+            channel::refuse(&req.sock, channel::error_code(&e), e.reason());
+        }
+    }
 }
 
 /// PROTOCOLVERSION arrived: the allowlist, before any credential.

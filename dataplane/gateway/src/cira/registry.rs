@@ -17,6 +17,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use atomic_waker::AtomicWaker;
 use rampart_apf_proto::Guid;
+use rampart_rt::channel::{Sender, TrySendError};
+
+use super::channel::ChannelRequest;
 
 const SHARDS: usize = 256;
 
@@ -37,6 +40,8 @@ pub(crate) struct Live {
     pub(crate) last_seen_ms: AtomicU64,
     killed: AtomicBool,
     waker: AtomicWaker,
+    /// Channel requests for the tunnel's core (the channel service's thread sends them).
+    requests: Sender<ChannelRequest>,
 }
 
 impl Live {
@@ -60,6 +65,14 @@ impl Live {
             }
         })
         .await;
+    }
+
+    /// Hands a channel request to the tunnel; it comes back if the tunnel's queue is full or
+    /// the tunnel has gone.
+    pub(crate) fn request(&self, req: ChannelRequest) -> Result<(), ChannelRequest> {
+        self.requests
+            .try_send(req)
+            .map_err(TrySendError::into_inner)
     }
 
     /// Records that the device was heard from.
@@ -98,9 +111,14 @@ impl Registry {
         &self.shards[usize::from(guid.0[15]) % SHARDS]
     }
 
-    /// Registers `guid`'s new tunnel on `core`; the one it replaces, if any, is told to go and
-    /// returned.
-    pub(crate) fn register(&self, guid: Guid, core: usize) -> (Arc<Live>, Option<Arc<Live>>) {
+    /// Registers `guid`'s new tunnel on `core`, which takes channel requests from `requests`;
+    /// the one it replaces, if any, is told to go and returned.
+    pub(crate) fn register(
+        &self,
+        guid: Guid,
+        core: usize,
+        requests: Sender<ChannelRequest>,
+    ) -> (Arc<Live>, Option<Arc<Live>>) {
         let now = unix_ms();
         let live = Arc::new(Live {
             id: self.next.fetch_add(1, Ordering::Relaxed),
@@ -109,6 +127,7 @@ impl Registry {
             last_seen_ms: AtomicU64::new(now),
             killed: AtomicBool::new(false),
             waker: AtomicWaker::new(),
+            requests,
         });
         let prev = self.shard(&guid).rcu(|m| {
             let mut m = HashMap::clone(m);
@@ -137,6 +156,11 @@ impl Registry {
             }
         });
         removed
+    }
+
+    /// `guid`'s tunnel, if it holds one now.
+    pub(crate) fn get(&self, guid: &Guid) -> Option<Arc<Live>> {
+        self.shard(guid).load().get(guid).cloned()
     }
 
     /// Tunnels held now.
@@ -176,13 +200,17 @@ impl Registry {
 mod tests {
     use super::*;
 
+    fn requests() -> Sender<ChannelRequest> {
+        rampart_rt::channel::bounded(1).0
+    }
+
     #[test]
     fn replacement_kills_the_older_and_keeps_the_newer() {
         let r = Registry::default();
         let g: Guid = "12345678-9abc-def0-1122-334455667788".parse().unwrap();
-        let (first, old) = r.register(g, 0);
+        let (first, old) = r.register(g, 0, requests());
         assert!(old.is_none());
-        let (second, old) = r.register(g, 1);
+        let (second, old) = r.register(g, 1, requests());
         let old = old.unwrap();
         assert!(Arc::ptr_eq(&old, &first));
         assert!(first.killed.load(Ordering::Acquire));
@@ -202,8 +230,8 @@ mod tests {
         let b: Guid = "00000000-0000-0000-0000-000000000001".parse().unwrap();
         assert!(r.snapshot().is_empty());
         assert!(!r.kick(&a));
-        let (la, _) = r.register(a, 0);
-        let (lb, _) = r.register(b, 1);
+        let (la, _) = r.register(a, 0, requests());
+        let (lb, _) = r.register(b, 1, requests());
         lb.last_seen_ms.store(lb.since_ms + 5000, Ordering::Relaxed);
         let mut snap = r.snapshot();
         snap.sort();
