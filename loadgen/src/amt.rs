@@ -25,6 +25,8 @@ use rampart_apf_proto::{AuthMethod, GlobalKind, Guid, Limits, Message};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
+pub use crate::amt_sim::AmtState;
+
 /// The window a simulated device grants per channel (AMT's LME uses 4096).
 pub const DEVICE_WINDOW: u32 = 4096;
 
@@ -93,6 +95,12 @@ pub struct Device {
     amt: Option<(String, String)>,
     /// WS-MAN requests answered with 200, over every channel.
     pub wsman_served: u32,
+    /// WS-MAN requests answered with a 401 challenge, over every channel.
+    pub wsman_challenged: u32,
+    /// The most channels the server held open at once.
+    pub max_open_channels: usize,
+    /// The simulated AMT's state, shared by its WS-MAN channels.
+    amt_state: AmtState,
 }
 
 impl Device {
@@ -127,6 +135,9 @@ impl Device {
             inbox: Vec::new(),
             amt: None,
             wsman_served: 0,
+            wsman_challenged: 0,
+            max_open_channels: 0,
+            amt_state: AmtState::default(),
         })
     }
 
@@ -135,6 +146,17 @@ impl Device {
     pub fn with_wsman(mut self, user: &str, password: &str) -> Self {
         self.amt = Some((user.to_string(), password.to_string()));
         self
+    }
+
+    /// The simulated AMT's state (power, redirection, consent, logs), as WS-MAN requests over
+    /// any channel left it.
+    pub fn amt_state(&self) -> &AmtState {
+        &self.amt_state
+    }
+
+    /// The simulated AMT's state, to set up a scenario (e.g. a device that is off).
+    pub fn amt_state_mut(&mut self) -> &mut AmtState {
+        &mut self.amt_state
     }
 
     /// The encoded setup messages, in order: what a device sends before forwarding.
@@ -305,11 +327,13 @@ impl Device {
                 let id = self.next_channel;
                 self.next_channel += 1;
                 let wsman = match (&self.amt, connected_port) {
+                    // One nonce per device, as AMT keeps its nonce across connections: a
+                    // client that learnt the challenge authenticates at once.
                     (Some((user, pw)), 16992) => Some(WsmanResponder::new(
                         &self.spec.guid,
                         user,
                         pw,
-                        u64::from(id),
+                        u64::from_le_bytes(self.spec.guid.0[..8].try_into().unwrap_or_default()),
                     )),
                     _ => None,
                 };
@@ -322,6 +346,7 @@ impl Device {
                         ..Channel::default()
                     },
                 );
+                self.max_open_channels = self.max_open_channels.max(self.channels.len());
                 self.send(&Message::ChannelOpenConfirmation {
                     recipient: sender,
                     sender: id,
@@ -340,15 +365,18 @@ impl Device {
                 match ch.wsman.as_mut() {
                     Some(w) => {
                         ch.rx.extend_from_slice(&data);
-                        let before = w.served;
-                        while let Some((reply, close)) = w.feed(&mut ch.rx)? {
+                        let before = (w.served, w.challenged);
+                        while let Some((reply, close)) =
+                            w.feed_with(&mut ch.rx, &mut self.amt_state)?
+                        {
                             ch.pending.extend_from_slice(&reply);
                             if close {
                                 ch.close_after = true;
                                 break;
                             }
                         }
-                        self.wsman_served += w.served - before;
+                        self.wsman_served += w.served - before.0;
+                        self.wsman_challenged += w.challenged - before.1;
                     }
                     None => ch.pending.extend_from_slice(&data),
                 }
@@ -440,7 +468,9 @@ impl Device {
 
 /// The device's WS-MAN service on port 16992, as far as a simulator needs it: HTTP/1.1 requests
 /// to `POST /wsman` with digest authentication (a 401 with a challenge and `Connection: close`
-/// first, as AMT answers), then a chunked SOAP answer in small chunks, as AMT sends them.
+/// first, as AMT answers), then the SOAP answer of a small AMT ([`AmtState`]: Get, Put,
+/// Enumerate/Pull, the methods behind MPS's routes, AMT's faults) chunked in small chunks, as
+/// AMT sends them.
 #[derive(Debug)]
 pub struct WsmanResponder {
     realm: String,
@@ -455,6 +485,11 @@ pub struct WsmanResponder {
     pub served: u32,
     /// Requests answered with 401.
     pub challenged: u32,
+    /// Authorised requests answered with a SOAP fault (HTTP 400).
+    pub faults: u32,
+    /// The device state [`WsmanResponder::feed`] uses (a [`Device`] passes its own, shared by
+    /// its channels, to [`WsmanResponder::feed_with`]).
+    pub state: AmtState,
 }
 
 impl WsmanResponder {
@@ -474,12 +509,26 @@ impl WsmanResponder {
             got: Vec::new(),
             served: 0,
             challenged: 0,
+            faults: 0,
+            state: AmtState::default(),
         }
     }
 
     /// Feeds channel data; returns the answer bytes once a request is complete, and whether the
-    /// channel should close after them.
+    /// channel should close after them. Uses [`WsmanResponder::state`].
     pub fn feed(&mut self, buf: &mut BytesMut) -> anyhow::Result<Option<(Vec<u8>, bool)>> {
+        let mut state = std::mem::take(&mut self.state);
+        let r = self.feed_with(buf, &mut state);
+        self.state = state;
+        r
+    }
+
+    /// [`WsmanResponder::feed`] against a device state kept elsewhere.
+    pub fn feed_with(
+        &mut self,
+        buf: &mut BytesMut,
+        state: &mut AmtState,
+    ) -> anyhow::Result<Option<(Vec<u8>, bool)>> {
         use rampart_http_proto::{BodyDecoder, BodyEvent, BodyLimits};
         if self.head.is_none() {
             let Some((head, used)) = self
@@ -507,13 +556,19 @@ impl WsmanResponder {
                 None => return Ok(None),
             }
         }
-        let head = self.head.take().expect("head parsed above");
+        let Some(head) = self.head.take() else {
+            return Ok(None);
+        };
         self.body = None;
         self.parser.reset();
-        Ok(Some(self.answer(&head)))
+        Ok(Some(self.answer(&head, state)))
     }
 
-    fn answer(&mut self, head: &rampart_http_proto::RequestHead) -> (Vec<u8>, bool) {
+    fn answer(
+        &mut self,
+        head: &rampart_http_proto::RequestHead,
+        state: &mut AmtState,
+    ) -> (Vec<u8>, bool) {
         let authorized = head.method == "POST"
             && head.path() == "/wsman"
             && head.headers.get_str("authorization").is_some_and(|a| {
@@ -540,24 +595,19 @@ impl WsmanResponder {
             );
             return (out.into_bytes(), true);
         }
-        self.served += 1;
-        // Echo what was asked for (its ResourceURI, if any) in a SOAP envelope.
-        let request = String::from_utf8_lossy(&self.got);
-        let resource = request
-            .split("<w:ResourceURI>")
-            .nth(1)
-            .and_then(|r| r.split('<').next())
-            .unwrap_or("");
-        let xml = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><a:Envelope \
-             xmlns:a=\"http://www.w3.org/2003/05/soap-envelope\"><a:Body>\
-             <g:Simulated><g:ResourceURI>{resource}</g:ResourceURI>\
-             <g:Served>{}</g:Served></g:Simulated></a:Body></a:Envelope>",
-            self.served
-        );
-        let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml; charset=UTF-8\r\n\
-Transfer-Encoding: chunked\r\n\r\n"
-            .to_vec();
+        let (status, xml) = state.answer(&self.got);
+        let reason = if status == 200 {
+            self.served += 1;
+            "OK"
+        } else {
+            self.faults += 1;
+            "Bad Request"
+        };
+        let mut out = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/soap+xml; charset=UTF-8\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+        )
+        .into_bytes();
         // AMT's chunks: four hex digits, the XML cut anywhere.
         for piece in xml.as_bytes().chunks(37) {
             out.extend_from_slice(format!("{:04x}\r\n", piece.len()).as_bytes());
@@ -572,7 +622,11 @@ Transfer-Encoding: chunked\r\n\r\n"
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rampart_wsman::amt::{AmtError, Operation, Request, UserConsent};
     use rampart_wsman::{Call, DigestClient, Next};
+    use serde_json::{Value, json};
+
+    const PW: &[u8] = b"P@ssw0rd";
 
     /// The control plane's WS-MAN client against the simulated device's responder, in memory.
     #[test]
@@ -580,19 +634,17 @@ mod tests {
         let guid: Guid = "12345678-9abc-def0-1122-334455667788".parse().unwrap();
         let mut dev = WsmanResponder::new(&guid, "admin", "P@ssw0rd", 7);
         let mut digest = DigestClient::new();
-        let body = b"<w:ResourceURI>http://intel.com/wbem/wscim/1/amt-schema/1/AMT_GeneralSettings</w:ResourceURI>".to_vec();
+        let mut op = Operation::new(Request::GeneralSettings, &format!("{guid}:16992"));
+        let body = op.next_request("uuid:1").unwrap();
         let mut call = Call::new(format!("{guid}:16992"), body);
-        let mut wire = BytesMut::from(&call.request(&mut digest, "admin", b"P@ssw0rd", "c1")[..]);
+        let mut wire = BytesMut::from(&call.request(&mut digest, "admin", PW, "c1")[..]);
         let mut answers = 0;
         let done = loop {
             let (reply, close) = dev.feed(&mut wire).unwrap().expect("a whole request");
             answers += 1;
             let mut rx = BytesMut::from(&reply[..]);
             let resp = call.on_data(&mut rx).unwrap().expect("a whole response");
-            match call
-                .after(resp, &mut digest, "admin", b"P@ssw0rd", "c2")
-                .unwrap()
-            {
+            match call.after(resp, &mut digest, "admin", PW, "c2").unwrap() {
                 Next::Done(r) => break r,
                 Next::Retry(bytes) => {
                     assert!(close, "AMT closes after a 401");
@@ -602,18 +654,24 @@ mod tests {
         };
         assert_eq!(answers, 2);
         assert_eq!(done.status, 200);
-        let xml = String::from_utf8(done.body).unwrap();
-        assert!(xml.contains("AMT_GeneralSettings</g:ResourceURI>"), "{xml}");
+        let xml = String::from_utf8(done.body.clone()).unwrap();
+        assert!(xml.contains("<g:AMT_GeneralSettings>"), "{xml}");
+        assert!(xml.contains("<b:RelatesTo>uuid:1</b:RelatesTo>"), "{xml}");
+        op.on_response(done.status, &done.body).unwrap();
+        assert_eq!(op.finish().unwrap()["Body"]["HostName"], "sim-device");
         assert_eq!((dev.challenged, dev.served), (1, 1));
-        // The next call reuses the challenge: no 401, the nonce count moves on.
+        // The next call reuses the challenge: no 401, the nonce count moves on; an unknown
+        // resource is AMT's fault, with HTTP 400.
         let mut call = Call::new(format!("{guid}:16992"), b"<x/>".to_vec());
-        let mut wire = BytesMut::from(&call.request(&mut digest, "admin", b"P@ssw0rd", "c3")[..]);
+        let mut wire = BytesMut::from(&call.request(&mut digest, "admin", PW, "c3")[..]);
         let (reply, _) = dev.feed(&mut wire).unwrap().unwrap();
         let resp = call
             .on_data(&mut BytesMut::from(&reply[..]))
             .unwrap()
             .unwrap();
-        assert_eq!(resp.status, 200);
+        assert_eq!(resp.status, 400);
+        assert!(String::from_utf8_lossy(&resp.body).contains("DestinationUnreachable"));
+        assert_eq!((dev.challenged, dev.served, dev.faults), (1, 1, 1));
         // A wrong password is refused.
         let mut bad = DigestClient::new();
         let mut call = Call::new("h", Vec::new());
@@ -635,5 +693,216 @@ mod tests {
             call.after(resp, &mut bad, "admin", b"nope", "c"),
             Err(rampart_wsman::CallError::Unauthorized)
         );
+    }
+
+    /// Runs one route's operation against the responder: every exchange through `Call` and
+    /// the digest client, the answer fed back byte by byte.
+    fn run(
+        dev: &mut WsmanResponder,
+        digest: &mut DigestClient,
+        req: Request,
+    ) -> Result<Value, AmtError> {
+        req.validate()?;
+        let mut op = Operation::new(req, "12345678-9abc-def0-1122-334455667788:16992");
+        let mut n = 0;
+        while let Some(body) = op.next_request(&format!("uuid:{n}")) {
+            n += 1;
+            let mut call = Call::new(op.host(), body);
+            let mut wire = BytesMut::from(&call.request(digest, "admin", PW, "cn")[..]);
+            let resp = loop {
+                let (reply, _) = dev.feed(&mut wire).unwrap().expect("a whole request");
+                let mut rx = BytesMut::new();
+                let mut resp = None;
+                for b in reply {
+                    rx.extend_from_slice(&[b]);
+                    if let Some(r) = call.on_data(&mut rx).unwrap() {
+                        resp = Some(r);
+                    }
+                }
+                match call.after(resp.expect("a whole response"), digest, "admin", PW, "cn") {
+                    Ok(Next::Done(r)) => break r,
+                    Ok(Next::Retry(b)) => wire = BytesMut::from(&b[..]),
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            op.on_response(resp.status, &resp.body)?;
+        }
+        op.finish()
+    }
+
+    #[test]
+    fn every_route_against_the_simulated_device() {
+        let guid: Guid = "12345678-9abc-def0-1122-334455667788".parse().unwrap();
+        let mut dev = WsmanResponder::new(&guid, "admin", "P@ssw0rd", 9);
+        let mut d = DigestClient::new();
+
+        // Version: CIM_SoftwareIdentity comes over two Pulls.
+        let v = run(&mut dev, &mut d, Request::Version).unwrap();
+        let ids = v["CIM_SoftwareIdentity"]["responses"].as_array().unwrap();
+        assert_eq!(ids.len(), 11);
+        assert!(
+            ids.iter()
+                .any(|i| i["InstanceID"] == "AMT" && i["VersionString"] == "16.1.25")
+        );
+        assert_eq!(
+            v["AMT_SetupAndConfigurationService"]["response"]["ProvisioningMode"],
+            1
+        );
+
+        let v = run(&mut dev, &mut d, Request::GeneralSettings).unwrap();
+        assert_eq!(
+            v["Body"]["DigestRealm"],
+            "Digest:A3829B3827DE4D33D4449B366831FD01"
+        );
+
+        let v = run(&mut dev, &mut d, Request::HardwareInfo).unwrap();
+        assert_eq!(v["CIM_Chassis"]["response"]["SerialNumber"], "SIM0001");
+        assert_eq!(v["CIM_BIOSElement"]["response"]["Version"], "1.2.3");
+        assert_eq!(
+            v["CIM_PhysicalMemory"]["responses"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            v["CIM_MediaAccessDevice"]["responses"][0]["Capabilities"],
+            json!([4, 10])
+        );
+        assert_eq!(
+            v["CIM_SystemPackaging"]["responses"][0]["PlatformGUID"],
+            "4C4C4544004D4410804C3CC04F345732"
+        );
+        assert_eq!(
+            v["CIM_PhysicalPackage"]["responses"][0]["Model"],
+            "SIM-BOARD"
+        );
+
+        let v = run(&mut dev, &mut d, Request::PowerCapabilities).unwrap();
+        assert_eq!(v["Power up to BIOS"], 100);
+        assert_eq!(v["Sleep"], 4);
+        assert!(v.get("Power on to diagnostic").is_none());
+
+        // Power: on, then off through power/action, which power/state then reports.
+        assert_eq!(
+            run(&mut dev, &mut d, Request::PowerState).unwrap(),
+            json!({ "powerstate": 2, "OSPowerSavingState": 2 })
+        );
+        let v = run(&mut dev, &mut d, Request::PowerAction { action: 8 }).unwrap();
+        assert_eq!(
+            v["Body"],
+            json!({ "ReturnValue": 0, "ReturnValueStr": "SUCCESS" })
+        );
+        assert_eq!(dev.state.power_state, 8);
+        assert_eq!(
+            run(&mut dev, &mut d, Request::PowerState).unwrap()["powerstate"],
+            8
+        );
+        // A reset of a device that is off is refused by the device, reported, not an error.
+        let v = run(&mut dev, &mut d, Request::PowerAction { action: 10 }).unwrap();
+        assert_eq!(v["Body"]["ReturnValue"], 2);
+        assert_eq!(v["Body"]["ReturnValueStr"], "NOT_READY");
+        assert_eq!(dev.state.power_state, 8);
+        // Boot to PXE with SOL: boot settings written, source set, powered up.
+        let v = run(
+            &mut dev,
+            &mut d,
+            Request::BootOptions {
+                action: 401,
+                use_sol: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(v["Body"]["ReturnValue"], 0);
+        assert_eq!(dev.state.power_state, 2);
+        assert_eq!(
+            dev.state.boot_source.as_deref(),
+            Some("Intel(r) AMT: Force PXE Boot")
+        );
+        assert_eq!(dev.state.boot_settings["UseSOL"], "true");
+        // OS power saving.
+        let v = run(&mut dev, &mut d, Request::PowerAction { action: 501 }).unwrap();
+        assert_eq!(v["Body"]["ReturnValueStr"], "COMPLETED_WITH_NO_ERROR");
+        assert_eq!(dev.state.os_power_saving_state, 3);
+        assert!(matches!(
+            run(&mut dev, &mut d, Request::PowerAction { action: 9 }),
+            Err(AmtError::InvalidArgument(_))
+        ));
+
+        // Features: set, then get shows it.
+        let v = run(&mut dev, &mut d, Request::FeaturesGet).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "userConsent": "kvm", "redirection": true, "KVM": true, "SOL": true,
+                "IDER": true, "optInState": 0, "kvmAvailable": true, "ocr": false,
+                "httpsBootSupported": true, "winREBootSupported": false,
+                "localPBABootSupported": false, "remoteErase": false,
+            })
+        );
+        let set = Request::FeaturesSet {
+            user_consent: UserConsent::All,
+            enable_sol: false,
+            enable_ider: true,
+            enable_kvm: false,
+            ocr: Some(true),
+        };
+        assert_eq!(
+            run(&mut dev, &mut d, set).unwrap(),
+            json!({ "status": "Updated AMT Features" })
+        );
+        assert!(!dev.state.sol && dev.state.ider && !dev.state.kvm && dev.state.ocr);
+        assert_eq!(dev.state.opt_in_required, u32::MAX);
+        let v = run(&mut dev, &mut d, Request::FeaturesGet).unwrap();
+        assert_eq!(
+            (
+                &v["userConsent"],
+                &v["SOL"],
+                &v["IDER"],
+                &v["KVM"],
+                &v["ocr"],
+                &v["redirection"]
+            ),
+            (
+                &json!("all"),
+                &json!(false),
+                &json!(true),
+                &json!(false),
+                &json!(true),
+                &json!(true)
+            )
+        );
+        // Everything off: the listener goes too.
+        let off = Request::FeaturesSet {
+            user_consent: UserConsent::None,
+            enable_sol: false,
+            enable_ider: false,
+            enable_kvm: false,
+            ocr: None,
+        };
+        run(&mut dev, &mut d, off).unwrap();
+        let v = run(&mut dev, &mut d, Request::FeaturesGet).unwrap();
+        assert_eq!(
+            (&v["redirection"], &v["userConsent"]),
+            (&json!(false), &json!("none"))
+        );
+
+        // Logs: the power actions above were audited; newest first.
+        let v = run(&mut dev, &mut d, Request::AuditLog { start_index: 0 }).unwrap();
+        assert_eq!(v["totalCnt"], dev.state.audit_log.len());
+        let recs = v["records"].as_array().unwrap();
+        assert_eq!(recs[0]["Event"], "Performed Power Up");
+        assert_eq!(recs[0]["Initiator"], "admin");
+        assert_eq!(recs.last().unwrap()["Event"], "Provisioning Completed");
+        let v = run(&mut dev, &mut d, Request::EventLog).unwrap();
+        let evs = v.as_array().unwrap();
+        assert_eq!(evs.len(), 3);
+        assert_eq!(
+            evs[2]["Desc"],
+            "System firmware started (at least one CPU is properly executing)."
+        );
+        // One digest challenge for the whole session; every exchange after it authenticated.
+        assert_eq!(dev.challenged, 1);
+        assert_eq!(dev.faults, 0);
     }
 }

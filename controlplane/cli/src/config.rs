@@ -957,6 +957,7 @@ impl Config {
             socket: self.control_socket(),
             api_socket: c.api_socket.clone().unwrap_or_else(|| run.join("api.sock")),
             admin_socket: self.admin_socket(),
+            channel_socket: self.channel_socket(),
             database_url: c.database_url.clone().unwrap_or_else(|| {
                 format!("sqlite://{}", self.data_dir.join("rampart.db").display())
             }),

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod amt;
 pub mod api;
 pub mod audit;
 pub mod bootstrap;
@@ -56,6 +57,8 @@ pub struct ControlplaneConfig {
     pub api_socket: PathBuf,
     /// The admin socket (the local CLI).
     pub admin_socket: PathBuf,
+    /// The data plane's CIRA channel service, through which WS-MAN reaches devices.
+    pub channel_socket: PathBuf,
     /// `postgres://...` or `sqlite://PATH`.
     pub database_url: String,
     /// PEM CA of the PostgreSQL server.
@@ -214,6 +217,7 @@ pub fn run(config: ControlplaneConfig) -> Result<(), Error> {
             admin_socket: config.admin_socket.clone(),
             session_ttl: config.session_ttl,
             cira_ca: Some(layout.ca_cert()),
+            channel_socket: config.channel_socket.clone(),
         },
         store.clone(),
         credential_key,

@@ -885,6 +885,7 @@ mod tests {
                 admin_socket: run.join("admin.sock"),
                 session_ttl: Duration::from_secs(60),
                 cira_ca: None,
+                channel_socket: run.join("channels.sock"),
             },
             store.clone(),
             Zeroizing::new([1; 32]),

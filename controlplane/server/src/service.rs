@@ -116,6 +116,8 @@ pub struct ApiSettings {
     /// The CA certificate served at `/ciracert` (what AMT devices are provisioned to trust for
     /// CIRA); none: 404.
     pub cira_ca: Option<PathBuf>,
+    /// The data plane's CIRA channel service (WS-MAN to devices goes through it).
+    pub channel_socket: PathBuf,
 }
 
 /// Runs both API sockets on a tokio runtime in a background thread until `stop` is dropped
@@ -181,6 +183,7 @@ pub fn build_api(
         feed,
         session_ttl: settings.session_ttl,
         cira_ca: settings.cira_ca,
+        amt_client: Arc::new(crate::amt::AmtClient::new(settings.channel_socket)),
         argon2_slots: tokio::sync::Semaphore::new(api::ARGON2_SLOTS),
     });
     Ok(Api {

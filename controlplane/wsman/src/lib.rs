@@ -8,13 +8,17 @@
 //!   through `rampart-http-proto`), and the retry rule: a 401 with a challenge is answered once
 //!   more on a fresh channel (AMT closes after a 401), at most three attempts in all.
 //!
+//! - [`amt`]: the AMT operations behind MPS's `/api/v1/amt/*` routes: the SOAP envelopes of
+//!   each exchange, and the device's answers parsed (as hostile XML) into MPS's JSON.
+//!
 //! What this crate deliberately does not do: open channels or sockets, read the clock, or
-//! build and parse the SOAP bodies (the caller's).
+//! map arbitrary XML (each route reads the properties it reports).
 
 #![forbid(unsafe_code)]
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 #![warn(missing_docs)]
 
+pub mod amt;
 pub mod digest;
 
 use bytes::BytesMut;

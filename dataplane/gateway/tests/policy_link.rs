@@ -248,6 +248,7 @@ fn human_passwords_and_audit_over_the_control_link() {
             admin_socket: run.join("admin.sock"),
             session_ttl: Duration::from_secs(3600),
             cira_ca: None,
+            channel_socket: run.join("channels.sock"),
         },
         store.clone(),
         Zeroizing::new(KEY),

@@ -3,6 +3,7 @@
 //! admin API.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -108,26 +109,12 @@ impl Cira {
 
     /// One request on the admin socket: status and JSON body (Null if empty).
     pub(crate) fn admin(&self, method: &str, path: &str) -> (u16, Value) {
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "5",
-                "-w",
-                "\n%{http_code}",
-                "-X",
-                method,
-            ])
-            .arg("--unix-socket")
-            .arg(self.install.dir.path().join("var/run/admin.sock"))
-            .arg(format!("http://rampart{path}"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("curl is installed");
-        let raw = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = raw.rsplit_once('\n').unwrap_or(("", &raw));
-        let code = code.trim().parse().unwrap_or(0);
-        (code, serde_json::from_str(body).unwrap_or(Value::Null))
+        admin_at(&self.admin_socket(), method, path, None)
+    }
+
+    /// The admin socket (the local superuser's API).
+    pub(crate) fn admin_socket(&self) -> PathBuf {
+        self.install.dir.path().join("var/run/admin.sock")
     }
 
     /// Waits until the device registry's row of `guid` satisfies `pred`; returns it.
@@ -167,4 +154,36 @@ impl Cira {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// One request on the admin socket at `socket` with an optional JSON body: status and JSON
+/// body (Null if empty or not JSON).
+pub(crate) fn admin_at(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "40",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+    ])
+    .arg("--unix-socket")
+    .arg(socket)
+    .arg(format!("http://rampart{path}"))
+    .stdin(Stdio::null());
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    let out = cmd.output().expect("curl is installed");
+    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = raw.rsplit_once('\n').unwrap_or(("", &raw));
+    let code = code.trim().parse().unwrap_or(0);
+    (code, serde_json::from_str(body).unwrap_or(Value::Null))
 }

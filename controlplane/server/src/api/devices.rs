@@ -515,6 +515,7 @@ pub(super) async fn remove(
     st.blocking(move |s| s.delete_device(&g))
         .await
         .map_err(store_err("device"))?;
+    st.amt_client.forget(&guid);
     st.audit_change(&caller, "device.delete", guid, None).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -575,7 +576,7 @@ pub(super) async fn disconnect(
 }
 
 /// 502 for a failing secret store; the detail goes to the log, not to the client.
-fn secret_store_failed(e: rampart_credentials::AmtSecretError) -> ApiError {
+pub(super) fn secret_store_failed(e: rampart_credentials::AmtSecretError) -> ApiError {
     tracing::error!(message = "Secret store failed.", error = %e);
     ApiError::new(
         StatusCode::BAD_GATEWAY,
@@ -625,6 +626,8 @@ pub(super) async fn set_amt_password(
     st.blocking(move |s| s.update_device(&g, &u, now))
         .await
         .map_err(store_err("device"))?;
+    // The digest state was for the old password.
+    st.amt_client.forget(&guid);
     st.audit_change(&caller, "device.amt_password", guid, None)
         .await;
     Ok(StatusCode::NO_CONTENT)

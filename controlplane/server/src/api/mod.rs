@@ -15,6 +15,7 @@
 //! the front (only the front can connect to the API socket).
 
 mod acls;
+mod amt;
 mod apikeys;
 pub(crate) mod auth;
 mod devices;
@@ -76,6 +77,8 @@ pub struct Inner {
     pub session_ttl: Duration,
     /// The CA certificate `/ciracert` serves.
     pub cira_ca: Option<std::path::PathBuf>,
+    /// WS-MAN to devices through their tunnels.
+    pub amt_client: Arc<crate::amt::AmtClient>,
     /// Argon2 runs at most this many at once, so a login flood cannot take every blocking
     /// thread from the store calls (and the local CLI).
     pub argon2_slots: tokio::sync::Semaphore,
@@ -255,7 +258,20 @@ pub fn router(state: AppState) -> Router {
             "/devices/{guid}/amt-password",
             put(devices::set_amt_password),
         )
-        .route("/audit", get(status::audit));
+        .route("/audit", get(status::audit))
+        .route("/amt/version/{guid}", get(amt::version))
+        .route("/amt/generalSettings/{guid}", get(amt::general_settings))
+        .route("/amt/hardwareInfo/{guid}", get(amt::hardware_info))
+        .route("/amt/power/state/{guid}", get(amt::power_state))
+        .route("/amt/power/capabilities/{guid}", get(amt::power_capabilities))
+        .route("/amt/power/action/{guid}", post(amt::power_action))
+        .route("/amt/power/bootOptions/{guid}", post(amt::boot_options))
+        .route(
+            "/amt/features/{guid}",
+            get(amt::features_get).post(amt::features_set),
+        )
+        .route("/amt/log/audit/{guid}", get(amt::audit_log))
+        .route("/amt/log/event/{guid}", get(amt::event_log));
     Router::new()
         .nest("/api/v1", v1)
         .fallback(|| async { ApiError::not_found("route") })
