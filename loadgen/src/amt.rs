@@ -72,6 +72,8 @@ struct Channel {
     pending: Vec<u8>,
     /// On port 16992 of a device with AMT credentials: its WS-MAN service.
     wsman: Option<WsmanResponder>,
+    /// On port 16994 of a device with AMT credentials: its redirection service.
+    redir: Option<crate::amt_redir::RedirResponder>,
     /// Received bytes not yet taken by the WS-MAN service.
     rx: BytesMut,
     /// Close the channel once `pending` is sent (after a 401, as AMT does).
@@ -146,6 +148,17 @@ impl Device {
     pub fn with_wsman(mut self, user: &str, password: &str) -> Self {
         self.amt = Some((user.to_string(), password.to_string()));
         self
+    }
+
+    /// The redirection service of the channel the server opened as `id` (our id), if it is
+    /// one and still open.
+    pub fn redirection(&self, id: u32) -> Option<&crate::amt_redir::RedirResponder> {
+        self.channels.get(&id).and_then(|c| c.redir.as_ref())
+    }
+
+    /// Our ids of the channels open now.
+    pub fn open_channels(&self) -> Vec<u32> {
+        self.channels.keys().copied().collect()
     }
 
     /// The simulated AMT's state (power, redirection, consent, logs), as WS-MAN requests over
@@ -337,12 +350,22 @@ impl Device {
                     )),
                     _ => None,
                 };
+                let redir = match (&self.amt, connected_port) {
+                    (Some((user, pw)), 16994) => Some(crate::amt_redir::RedirResponder::new(
+                        &self.spec.guid,
+                        user,
+                        pw,
+                        u64::from(id),
+                    )),
+                    _ => None,
+                };
                 self.channels.insert(
                     id,
                     Channel {
                         server_id: sender,
                         send_window: window,
                         wsman,
+                        redir,
                         ..Channel::default()
                     },
                 );
@@ -378,7 +401,14 @@ impl Device {
                         self.wsman_served += w.served - before.0;
                         self.wsman_challenged += w.challenged - before.1;
                     }
-                    None => ch.pending.extend_from_slice(&data),
+                    None => match ch.redir.as_mut() {
+                        Some(r) => {
+                            ch.rx.extend_from_slice(&data);
+                            let reply = r.feed(&mut ch.rx)?;
+                            ch.pending.extend_from_slice(&reply);
+                        }
+                        None => ch.pending.extend_from_slice(&data),
+                    },
                 }
                 let adjust = (ch.unacked >= DEVICE_WINDOW / 2).then(|| {
                     let n = ch.unacked;

@@ -27,6 +27,7 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod amt;
+pub mod amt_redir;
 mod amt_sim;
 mod cira;
 pub mod cli;

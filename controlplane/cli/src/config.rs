@@ -383,6 +383,7 @@ impl FrontSection {
         rampart_dataplane::FrontConfig {
             web_root: self.web_root.clone(),
             api_socket: Some(api_socket),
+            relay_socket: Some(data_dir.join("run").join("relay.sock")),
             keepalive_timeout: Duration::from_secs(self.keepalive_timeout_secs.get()),
             // Validated when the file was loaded.
             send_timeout: self.send_limit().unwrap_or(d.send_timeout),
@@ -940,6 +941,12 @@ impl Config {
         self.data_dir.join("run").join("channels.sock")
     }
 
+    /// The control plane's relay socket (the data plane asks it about redirection sessions):
+    /// `<data_dir>/run/relay.sock`.
+    pub(crate) fn relay_socket(&self) -> PathBuf {
+        self.data_dir.join("run").join("relay.sock")
+    }
+
     /// The admin socket the CLI talks to.
     pub(crate) fn admin_socket(&self) -> PathBuf {
         self.controlplane
@@ -958,6 +965,7 @@ impl Config {
             api_socket: c.api_socket.clone().unwrap_or_else(|| run.join("api.sock")),
             admin_socket: self.admin_socket(),
             channel_socket: self.channel_socket(),
+            relay_socket: self.relay_socket(),
             database_url: c.database_url.clone().unwrap_or_else(|| {
                 format!("sqlite://{}", self.data_dir.join("rampart.db").display())
             }),

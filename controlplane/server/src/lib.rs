@@ -30,6 +30,7 @@ pub mod bootstrap;
 pub mod compile;
 pub mod feed;
 pub mod link;
+pub mod relay;
 pub mod service;
 pub mod throttle;
 mod time_fmt;
@@ -59,6 +60,8 @@ pub struct ControlplaneConfig {
     pub admin_socket: PathBuf,
     /// The data plane's CIRA channel service, through which WS-MAN reaches devices.
     pub channel_socket: PathBuf,
+    /// The relay socket (the data plane asks it about redirection sessions).
+    pub relay_socket: PathBuf,
     /// `postgres://...` or `sqlite://PATH`.
     pub database_url: String,
     /// PEM CA of the PostgreSQL server.
@@ -218,6 +221,7 @@ pub fn run(config: ControlplaneConfig) -> Result<(), Error> {
             session_ttl: config.session_ttl,
             cira_ca: Some(layout.ca_cert()),
             channel_socket: config.channel_socket.clone(),
+            relay_socket: config.relay_socket.clone(),
         },
         store.clone(),
         credential_key,

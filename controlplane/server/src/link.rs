@@ -886,6 +886,7 @@ mod tests {
                 session_ttl: Duration::from_secs(60),
                 cira_ca: None,
                 channel_socket: run.join("channels.sock"),
+                relay_socket: run.join("relay.sock"),
             },
             store.clone(),
             Zeroizing::new([1; 32]),

@@ -118,6 +118,8 @@ pub struct ApiSettings {
     pub cira_ca: Option<PathBuf>,
     /// The data plane's CIRA channel service (WS-MAN to devices goes through it).
     pub channel_socket: PathBuf,
+    /// The relay socket the data plane asks about redirection sessions on.
+    pub relay_socket: PathBuf,
 }
 
 /// Runs both API sockets on a tokio runtime in a background thread until `stop` is dropped
@@ -142,6 +144,7 @@ pub struct Api {
     state: AppState,
     api_std: std::os::unix::net::UnixListener,
     admin_std: std::os::unix::net::UnixListener,
+    relay_std: std::os::unix::net::UnixListener,
 }
 
 /// Binds both API sockets and builds the API's state (with the login throttle and the Argon2
@@ -156,7 +159,8 @@ pub fn build_api(
 ) -> Result<Api, Error> {
     let api_std = crate::bind_socket(&settings.api_socket)?;
     let admin_std = crate::bind_socket(&settings.admin_socket)?;
-    for l in [&api_std, &admin_std] {
+    let relay_std = crate::bind_socket(&settings.relay_socket)?;
+    for l in [&api_std, &admin_std, &relay_std] {
         l.set_nonblocking(true).map_err(|source| Error::Io {
             context: "setting the API socket non-blocking".into(),
             source,
@@ -184,6 +188,7 @@ pub fn build_api(
         session_ttl: settings.session_ttl,
         cira_ca: settings.cira_ca,
         amt_client: Arc::new(crate::amt::AmtClient::new(settings.channel_socket)),
+        relay: Arc::new(crate::relay::Relay::default()),
         argon2_slots: tokio::sync::Semaphore::new(api::ARGON2_SLOTS),
     });
     Ok(Api {
@@ -191,6 +196,7 @@ pub fn build_api(
         state,
         api_std,
         admin_std,
+        relay_std,
     })
 }
 
@@ -208,6 +214,7 @@ impl Api {
             state,
             api_std,
             admin_std,
+            relay_std,
         } = self;
         std::thread::Builder::new()
             .name("rampart-cp-api-main".into())
@@ -235,6 +242,15 @@ impl Api {
                             return;
                         }
                     };
+                    match tokio::net::UnixListener::from_std(relay_std) {
+                        Ok(l) => {
+                            tokio::spawn(crate::relay::serve(l, state.clone()));
+                        }
+                        Err(error) => {
+                            warn!(message = "Cannot serve the relay socket.", %error);
+                            return;
+                        }
+                    }
                     let (a, b) = tokio::join!(
                         api::serve_api(api, state.clone(), shutdown(rx.clone())),
                         api::serve_admin(admin, state, shutdown(rx)),

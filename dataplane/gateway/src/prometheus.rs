@@ -227,6 +227,7 @@ fn render_front(o: &mut String, shared: &crate::front::FrontShared) {
     }
     for (name, v) in [
         ("ws_upgrades", &f.ws_upgrades),
+        ("relays", &f.relays),
         ("proxied", &f.proxied),
         ("bytes_out", &f.bytes_out),
         ("access_log_dropped", &f.access_log_dropped),
@@ -267,6 +268,7 @@ mod tests {
                 crate::front::FrontShared::new(
                     crate::front::FrontConfig::default(),
                     crate::policy::PolicyHandle::new(),
+                    None,
                     None,
                 )
                 .unwrap(),

@@ -288,8 +288,13 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         .any(|l| l.protocol == Protocol::Https)
     {
         Some(
-            crate::front::FrontShared::new(config.front.clone(), policy.clone(), link.clone())
-                .map_err(Error::Front)?,
+            crate::front::FrontShared::new(
+                config.front.clone(),
+                policy.clone(),
+                link.clone(),
+                cira.clone(),
+            )
+            .map_err(Error::Front)?,
         )
     } else {
         None

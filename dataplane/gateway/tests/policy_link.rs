@@ -249,6 +249,7 @@ fn human_passwords_and_audit_over_the_control_link() {
             session_ttl: Duration::from_secs(3600),
             cira_ca: None,
             channel_socket: run.join("channels.sock"),
+            relay_socket: run.join("relay.sock"),
         },
         store.clone(),
         Zeroizing::new(KEY),

@@ -25,13 +25,19 @@ impl Cira {
     /// `rampart up` with the CIRA port; `amt`: `[dataplane.amt]` lines; `cira`: the CIRA
     /// listener's lines. An MQTT plain listener carries the device events.
     pub(crate) fn start(amt: &str, cira: &str, plain: u16) -> Self {
+        Self::start_with(amt, "off", cira, plain)
+    }
+
+    /// Like [`Cira::start`], with the HTTPS front too (`https`: its listener's lines), for the
+    /// redirection relay.
+    pub(crate) fn start_with(amt: &str, https: &str, cira: &str, plain: u16) -> Self {
         let metrics = free_port();
         let install = Install::with(
             &format!(
                 "metrics_listen = \"127.0.0.1:{metrics}\"\n[dataplane.amt]\n{amt}\n\
                  [dataplane.broker]\nplain_listen = [\"127.0.0.1:{plain}\"]\n"
             ),
-            ["off", "off", cira],
+            [https, "off", cira],
         );
         let up = install.start("up");
         Self {

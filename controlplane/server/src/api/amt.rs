@@ -302,3 +302,50 @@ pub(super) async fn event_log(
 ) -> Res<Json<Value>> {
     run(&st, &caller, &guid, Request::EventLog, LIMIT, None).await
 }
+
+/// `GET /authorize/redirection/{guid}`: MPS's `{token}` for one redirection session (KVM, SOL
+/// or IDER) on this device, valid for five minutes and for one session.
+pub(super) async fn authorize_redirection(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(guid): Path<String>,
+) -> Res<Json<Value>> {
+    caller.principal.require(Level::Operator)?;
+    let guid = validate::guid(&guid)?;
+    let g = guid.clone();
+    st.blocking(move |s| s.device(&g))
+        .await
+        .map_err(store_err("device"))?;
+    let actor = caller.principal.actor();
+    let Some(token) = st.relay.issue(&guid, &actor, now_ms()) else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many redirection tokens outstanding; try again later",
+        ));
+    };
+    st.audit_change(&caller, "relay.authorize", guid, None)
+        .await;
+    Ok(Json(serde_json::json!({ "token": token })))
+}
+
+/// `GET /devices/redirectstatus/{guid}`: which redirection sessions are open (MPS's shape).
+pub(super) async fn redirect_status(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(guid): Path<String>,
+) -> Res<Json<Value>> {
+    use crate::relay::Mode;
+    caller.principal.require(Level::Viewer)?;
+    let guid = validate::guid(&guid)?;
+    let g = guid.clone();
+    st.blocking(move |s| s.device(&g))
+        .await
+        .map_err(store_err("device"))?;
+    let open = |m| st.relay.is_open(&guid, m);
+    Ok(Json(serde_json::json!({
+        "isKVMConnected": open(Mode::Kvm),
+        "isSOLConnected": open(Mode::Sol),
+        "isIDERConnected": open(Mode::Ider),
+    })))
+}

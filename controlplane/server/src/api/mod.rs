@@ -79,6 +79,8 @@ pub struct Inner {
     pub cira_ca: Option<std::path::PathBuf>,
     /// WS-MAN to devices through their tunnels.
     pub amt_client: Arc<crate::amt::AmtClient>,
+    /// Redirection tokens and sessions.
+    pub relay: Arc<crate::relay::Relay>,
     /// Argon2 runs at most this many at once, so a login flood cannot take every blocking
     /// thread from the store calls (and the local CLI).
     pub argon2_slots: tokio::sync::Semaphore,
@@ -259,11 +261,19 @@ pub fn router(state: AppState) -> Router {
             put(devices::set_amt_password),
         )
         .route("/audit", get(status::audit))
+        .route("/devices/redirectstatus/{guid}", get(amt::redirect_status))
+        .route(
+            "/authorize/redirection/{guid}",
+            get(amt::authorize_redirection),
+        )
         .route("/amt/version/{guid}", get(amt::version))
         .route("/amt/generalSettings/{guid}", get(amt::general_settings))
         .route("/amt/hardwareInfo/{guid}", get(amt::hardware_info))
         .route("/amt/power/state/{guid}", get(amt::power_state))
-        .route("/amt/power/capabilities/{guid}", get(amt::power_capabilities))
+        .route(
+            "/amt/power/capabilities/{guid}",
+            get(amt::power_capabilities),
+        )
         .route("/amt/power/action/{guid}", post(amt::power_action))
         .route("/amt/power/bootOptions/{guid}", post(amt::boot_options))
         .route(

@@ -18,6 +18,7 @@
 
 pub(crate) mod guard;
 mod proxy;
+mod relay;
 pub(crate) mod site;
 pub(crate) mod stats;
 mod upgrade;
@@ -85,6 +86,9 @@ pub struct FrontConfig {
     pub web_root: Option<PathBuf>,
     /// The control plane's API socket that `/api/` is proxied to; None: `/api/` answers 503.
     pub api_socket: Option<PathBuf>,
+    /// The control plane's relay socket for `/relay/webrelay.ashx` (redirection sessions);
+    /// None: the relay answers 503.
+    pub relay_socket: Option<PathBuf>,
     /// The keep-alive wait for the next request. Default 5 s.
     pub keepalive_timeout: Duration,
     /// How slowly a response may be taken: `T` plus one second per `MinRate` bytes sent.
@@ -117,6 +121,7 @@ impl Default for FrontConfig {
         Self {
             web_root: None,
             api_socket: None,
+            relay_socket: None,
             keepalive_timeout: Duration::from_secs(5),
             send_timeout: StageLimit::parse("20,MinRate=1024")
                 .unwrap_or(StageLimit::fixed(Duration::from_secs(20))),
@@ -149,6 +154,8 @@ pub(crate) struct FrontShared {
     pub(crate) access: AccessLogger,
     pub(crate) policy: PolicyHandle,
     pub(crate) link: Option<LinkHandle>,
+    /// The CIRA server's tunnels, for the redirection relay.
+    pub(crate) cira: Option<Arc<crate::cira::CiraShared>>,
     /// The security headers every response carries, preformatted.
     security_headers: String,
 }
@@ -158,6 +165,7 @@ impl FrontShared {
         cfg: FrontConfig,
         policy: PolicyHandle,
         link: Option<LinkHandle>,
+        cira: Option<Arc<crate::cira::CiraShared>>,
     ) -> std::io::Result<Arc<Self>> {
         let site = Site::load(cfg.web_root.as_deref())?;
         tracing::info!(
@@ -183,6 +191,7 @@ impl FrontShared {
             access,
             policy,
             link,
+            cira,
             security_headers,
         }))
     }
@@ -239,6 +248,8 @@ pub(crate) enum Next {
     ReadFailed(ReadErr),
     /// A valid WebSocket handshake on `/mqtt`: the broker takes the connection.
     Upgrade(upgrade::Accepted),
+    /// The redirection relay takes the connection.
+    Relay(relay::Accepted),
 }
 
 /// One HTTPS connection after its TLS handshake.
@@ -638,6 +649,10 @@ pub(crate) async fn serve(
                 upgrade::take_over(c, accepted, &head, start).await;
                 return;
             }
+            Next::Relay(accepted) => {
+                relay::take_over(c, accepted, &head, start).await;
+                return;
+            }
         }
     }
 }
@@ -713,6 +728,12 @@ async fn route(c: &mut HttpConn, head: &RequestHead, keep: bool, start: Instant)
     let has_body = head.body != BodyKind::None;
     if path == "/api" || path.starts_with("/api/") {
         return proxy::forward(c, head, keep, start).await;
+    }
+    if path == relay::PATH {
+        return match relay::check(c, head) {
+            Ok(accepted) => Next::Relay(accepted),
+            Err(r) => finish(c, head, r, keep && !has_body, start).await,
+        };
     }
     if path == "/mqtt" {
         return match upgrade::check(c, head) {

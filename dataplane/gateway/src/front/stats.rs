@@ -68,6 +68,16 @@ pub(crate) const REJECTIONS: &[&str] = &[
     "upstream_unavailable",
     "upstream_busy",
     "upstream_error",
+    // The redirection relay.
+    "relay_unavailable",
+    "relay_query",
+    "relay_port",
+    "relay_mode",
+    "relay_token",
+    "relay_busy",
+    "not_connected",
+    "device_timeout",
+    "channel_refused",
     "other",
 ];
 
@@ -80,6 +90,8 @@ pub(crate) struct FrontStats {
     pub(crate) timeouts: [AtomicU64; STAGES.len()],
     pub(crate) rejections: Vec<AtomicU64>,
     pub(crate) ws_upgrades: AtomicU64,
+    /// Redirection relay sessions started.
+    pub(crate) relays: AtomicU64,
     pub(crate) proxied: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
     pub(crate) access_log_dropped: AtomicU64,
@@ -93,6 +105,7 @@ impl Default for FrontStats {
             timeouts: Default::default(),
             rejections: REJECTIONS.iter().map(|_| AtomicU64::new(0)).collect(),
             ws_upgrades: AtomicU64::new(0),
+            relays: AtomicU64::new(0),
             proxied: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             access_log_dropped: AtomicU64::new(0),

@@ -28,6 +28,21 @@ pub(super) fn check(c: &HttpConn, head: &RequestHead) -> Result<Accepted, Reply>
     if c.front.mqtt.is_none() {
         return Err(Reply::error(503, "upstream_unavailable"));
     }
+    let accept = handshake_accept(head)?;
+    let h = &head.headers;
+    let Some(protocol) = SUBPROTOCOLS
+        .into_iter()
+        .find(|p| handshake::offers_subprotocol(h.get_all("sec-websocket-protocol"), p))
+    else {
+        // MQTT 5 §6.0: the client must offer "mqtt".
+        return Err(Reply::error(400, "ws_handshake"));
+    };
+    Ok(Accepted { accept, protocol })
+}
+
+/// Checks a WebSocket opening handshake (RFC 6455 §4.2.1) whatever the resource; the
+/// `Sec-WebSocket-Accept` value, or the answer to send.
+pub(super) fn handshake_accept(head: &RequestHead) -> Result<String, Reply> {
     let h = &head.headers;
     if head.method != "GET" {
         return Err(Reply::error(405, "method_not_allowed").header("Allow", "GET"));
@@ -47,21 +62,10 @@ pub(super) fn check(c: &HttpConn, head: &RequestHead) -> Result<Accepted, Reply>
     if h.get("sec-websocket-version").map(<[u8]>::trim_ascii) != Some(b"13".as_slice()) {
         return Err(Reply::error(426, "ws_handshake").header("Sec-WebSocket-Version", "13"));
     }
-    let key = match (h.count("sec-websocket-key"), h.get("sec-websocket-key")) {
-        (1, Some(k)) if handshake::valid_key(k) => k.trim_ascii(),
-        _ => return Err(Reply::error(400, "ws_handshake")),
-    };
-    let Some(protocol) = SUBPROTOCOLS
-        .into_iter()
-        .find(|p| handshake::offers_subprotocol(h.get_all("sec-websocket-protocol"), p))
-    else {
-        // MQTT 5 §6.0: the client must offer "mqtt".
-        return Err(Reply::error(400, "ws_handshake"));
-    };
-    Ok(Accepted {
-        accept: handshake::accept_key(key),
-        protocol,
-    })
+    match (h.count("sec-websocket-key"), h.get("sec-websocket-key")) {
+        (1, Some(k)) if handshake::valid_key(k) => Ok(handshake::accept_key(k.trim_ascii())),
+        _ => Err(Reply::error(400, "ws_handshake")),
+    }
 }
 
 /// Answers 101 and hands the connection to the broker. Consumes it.
