@@ -279,7 +279,8 @@ fn amt_routes_refuse_clearly_and_limit_calls_per_device() {
     assert!(!failed.to_string().contains("Other-P@ssw0rd"));
     assert!(!c.log().contains(AMT_PW), "the AMT password reached a log");
 
-    // With the right password, six parallel calls all succeed, at most three at a time.
+    // With the right password, six parallel calls all succeed: past the three running at once
+    // (the limit itself is tested in `controlplane/server/src/amt.rs`), the others wait.
     let (code, _) = admin_at(
         &socket,
         "PUT",
@@ -303,7 +304,6 @@ fn amt_routes_refuse_clearly_and_limit_calls_per_device() {
             .all(|(code, v)| *code == 200 && v["powerstate"] == 2),
         "{answers:?}"
     );
-    assert!(d.max_open_channels <= 3, "{} channels", d.max_open_channels);
 
     // A port the device does not forward is refused by its tunnel.
     let pw = c.add_device(G4);

@@ -345,7 +345,18 @@ fn the_relay_refuses_bad_tokens_other_devices_and_another_mode() {
         )
         .starts_with("HTTP/1.1 400 ")
     );
-    // A device without a tunnel.
+    // A malformed token is refused without asking the control plane.
+    assert!(open(&relay_path(G1, "sol"), "not-a-token").starts_with("HTTP/1.1 401 "));
+    // A device without an AMT password, then one without a tunnel.
+    let t2 = token(&c, G2);
+    assert!(open(&relay_path(G2, "sol"), &t2).starts_with("HTTP/1.1 409 "));
+    let (code, _) = admin_at(
+        &c.admin_socket(),
+        "PUT",
+        &format!("/api/v1/devices/{G2}/amt-password"),
+        Some(&json!({ "password": AMT_PW }).to_string()),
+    );
+    assert_eq!(code, 204);
     let t2 = token(&c, G2);
     assert!(open(&relay_path(G2, "sol"), &t2).starts_with("HTTP/1.1 404 "));
     // A token for SOL used to start KVM: the relay ends the session with 1008.
@@ -363,4 +374,9 @@ fn the_relay_refuses_bad_tokens_other_devices_and_another_mode() {
         !saw.windows(4).any(|w| w == b"KVMR"),
         "the KVM start reached the device"
     );
+    // Guessing tokens from one address is throttled like failed logins.
+    let statuses: Vec<String> = (0..8)
+        .map(|_| open(&relay_path(G1, "sol"), forged)[9..12].to_owned())
+        .collect();
+    assert!(statuses.iter().any(|s| s == "429"), "{statuses:?}");
 }

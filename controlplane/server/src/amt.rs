@@ -262,6 +262,95 @@ mod tests {
         assert_eq!(nonce().len(), 32);
     }
 
+    /// A channel service that answers every channel's request after `delay` with a 500 (so
+    /// each operation ends after one exchange) and records how many channels were open at once.
+    async fn slow_service(
+        listener: tokio::net::UnixListener,
+        delay: Duration,
+        open: Arc<std::sync::atomic::AtomicUsize>,
+        most: Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let (open, most) = (open.clone(), most.clone());
+            tokio::spawn(async move {
+                let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The OPEN line, then the whole request (its body follows the blank line).
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                        _ => break,
+                    }
+                    if got.ends_with(b"\n") && got.starts_with(b"OPEN ") && !got.contains(&b'\r') {
+                        s.write_all(b"OK\n").await.unwrap();
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn at_most_three_operations_per_device_run_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("channels.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let open = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let delay = Duration::from_millis(200);
+        tokio::spawn(slow_service(listener, delay, open, most.clone()));
+        let client = Arc::new(AmtClient::new(path));
+        let g = "12345678-9abc-def0-1122-334455667788";
+        let start = Instant::now();
+        let calls: Vec<_> = (0..6)
+            .map(|_| {
+                let c = client.clone();
+                tokio::spawn(async move {
+                    c.run(g, b"pw", Request::PowerState, Duration::from_secs(10))
+                        .await
+                })
+            })
+            .collect();
+        for call in calls {
+            // The scripted 500 ends each operation: what matters is that all ran.
+            assert!(matches!(
+                call.await.unwrap(),
+                Err(AmtCallError::Amt(AmtError::Http(500)))
+            ));
+        }
+        assert_eq!(most.load(Ordering::SeqCst), PER_DEVICE);
+        // Six operations, three at a time: two rounds of the service's delay at least.
+        assert!(start.elapsed() >= delay * 2);
+        // A device whose three slots are taken answers busy once the time limit passes in the
+        // queue.
+        let slow = Duration::from_millis(300);
+        let held: Vec<_> = (0..3)
+            .map(|_| {
+                let c = client.clone();
+                tokio::spawn(async move { c.run(g, b"pw", Request::PowerState, slow * 4).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = client
+            .run(g, b"pw", Request::PowerState, Duration::from_millis(50))
+            .await;
+        assert!(matches!(r, Err(AmtCallError::Busy)), "{r:?}");
+        for h in held {
+            let _ = h.await;
+        }
+    }
+
     #[tokio::test]
     async fn channel_service_answers_are_parsed() {
         let dir = tempfile::tempdir().unwrap();

@@ -8,15 +8,21 @@
 //! - The browser opens the WebSocket relay on the HTTPS front with the token in
 //!   `Sec-WebSocket-Protocol` (MPS's convention); the data plane then connects to `relay.sock`
 //!   (0600, in the 0700 run directory) and speaks one line at a time:
-//!   - `AUTHORIZE <token> <guid> <mode> <peer>` → `OK` or `ERR <code>` (`bad_request`,
-//!     `bad_token`, `busy`: a session of this mode is open for the device, `no_password`). The
-//!     token is spent.
+//!   - `AUTHORIZE <token> <guid> <mode> <peer>` → `OK` or `ERR <code>` (`bad_token`: malformed,
+//!     unknown, spent, expired or for another device; `throttled`: too many bad tokens from
+//!     that peer; `busy`: a session of this mode is open for the device; `no_password`: no AMT
+//!     password is stored for it). A known token is spent.
 //!   - `DIGEST <realm> <nonce> <cnonce> <nc>` (realm and nonce hex-encoded: the device chose
 //!     them) → `RESPONSE <user> <hex>` or `ERR <code>`: the
 //!     RFC 2617 answer (`qop=auth`, `POST /RedirectionService`) to the device's challenge,
 //!     computed here with the AMT password, which is decrypted for the purpose and dropped.
+//!     At most [`MAX_DIGESTS`] per session (the interceptor asks at most three times).
 //!   - The connection is the session: when it closes, the mode is free again and the end is
 //!     audited.
+//!
+//! Only the data plane's user (or root) may connect (`SO_PEERCRED`). Bad tokens are throttled
+//! per peer address with the login throttle's rules, so a flood from outside neither fills the
+//! audit log nor guesses tokens.
 //!
 //! Every step is audited: `relay.authorize` (token issued), `relay.open` (with the peer), and
 //! `relay.close`.
@@ -39,6 +45,8 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(5 * 60);
 pub const MAX_TOKENS: usize = 10_000;
 /// Longest request line.
 const MAX_LINE: usize = 1024;
+/// Digest answers per session.
+pub const MAX_DIGESTS: usize = 3;
 /// The redirection service's digest URI and method (AMT's).
 const URI: &str = "/RedirectionService";
 const METHOD: &str = "POST";
@@ -161,12 +169,23 @@ pub async fn serve(listener: UnixListener, st: AppState) {
 
 /// One relay session, for the life of the data plane's connection.
 async fn session(sock: UnixStream, st: AppState) {
+    let ours = rustix::process::geteuid().as_raw();
+    match sock.peer_cred() {
+        Ok(c) if c.uid() == ours || c.uid() == 0 => {}
+        _ => {
+            warn!(message = "Relay socket peer refused: not the data plane's user.");
+            return;
+        }
+    }
     let (rd, mut wr) = sock.into_split();
-    let mut rd = BufReader::new(rd.take(MAX_LINE as u64 * 64));
+    let mut rd = BufReader::new(rd.take(MAX_LINE as u64 * 8));
     let mut line = String::new();
-    let Some((grant, guid, mode, peer)) = authorize(&mut rd, &mut line, &st).await else {
-        let _ = wr.write_all(b"ERR bad_token\n").await;
-        return;
+    let (grant, guid, mode, peer) = match authorize(&mut rd, &mut line, &st).await {
+        Ok(a) => a,
+        Err(code) => {
+            let _ = wr.write_all(format!("ERR {code}\n").as_bytes()).await;
+            return;
+        }
     };
     let opened = |outcome, detail: String| AuditEvent {
         id: 0,
@@ -196,13 +215,18 @@ async fn session(sock: UnixStream, st: AppState) {
         peer
     );
     if wr.write_all(b"OK\n").await.is_ok() {
+        let mut answered = 0;
         loop {
             line.clear();
-            match read_line(&mut rd, &mut line).await {
-                Some(()) => {}
-                None => break,
+            if read_line(&mut rd, &mut line).await.is_none() {
+                break;
             }
-            let answer = answer_digest(&st, &guid, line.trim_end()).await;
+            let answer = if answered < MAX_DIGESTS {
+                answered += 1;
+                answer_digest(&st, &guid, line.trim_end()).await
+            } else {
+                "ERR too_many\n".to_owned()
+            };
             if wr.write_all(answer.as_bytes()).await.is_err() {
                 break;
             }
@@ -240,39 +264,60 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     (!line.chars().any(char::is_control)).then_some(())
 }
 
-/// `AUTHORIZE <token> <guid> <mode> <peer>`: the grant, the device, the mode and the peer.
+/// `AUTHORIZE <token> <guid> <mode> <peer>`: the grant, the device, the mode and the peer; or
+/// the error code to answer.
 async fn authorize<R: tokio::io::AsyncBufRead + Unpin>(
     rd: &mut R,
     line: &mut String,
     st: &AppState,
-) -> Option<(Grant, String, Mode, String)> {
+) -> Result<(Grant, String, Mode, String), &'static str> {
     let read = tokio::time::timeout(Duration::from_secs(5), read_line(rd, line)).await;
-    read.ok()??;
+    read.ok().flatten().ok_or("bad_request")?;
     let mut f = line.split(' ');
     let (Some("AUTHORIZE"), Some(token), Some(guid), Some(mode), Some(peer), None) =
         (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
     else {
-        return None;
+        return Err("bad_request");
     };
     let guid = rampart_credentials::DeviceGuid::parse(guid)
-        .ok()?
+        .map_err(|_| "bad_request")?
         .as_str()
         .to_owned();
-    let mode = Mode::parse(mode)?;
-    let peer: std::net::IpAddr = peer.parse().ok()?;
-    match st.relay.redeem(token, &guid, now_ms()) {
-        Some(g) => Some((g, guid, mode, peer.to_string())),
-        None => {
-            st.audit_failure(
-                "relay.open",
-                Some(guid),
-                Some(peer.to_string()),
-                "bad_token",
-            )
-            .await;
-            None
-        }
+    let mode = Mode::parse(mode).ok_or("bad_request")?;
+    let peer: std::net::IpAddr = peer.parse().map_err(|_| "bad_request")?;
+    let peer = peer.to_string();
+    // Bad tokens count against the peer address as failed logins do (its own "account", so
+    // one address cannot lock others out).
+    let key = format!("relay:{peer}");
+    let now = std::time::Instant::now();
+    if st.throttle.check(&key, Some(&peer), now).is_err() {
+        return Err("throttled");
     }
+    let Some(grant) = st.relay.redeem(token, &guid, now_ms()) else {
+        st.throttle.fail(&key, Some(&peer), now);
+        st.audit_failure("relay.open", Some(guid), Some(peer), "bad_token")
+            .await;
+        return Err("bad_token");
+    };
+    // A device without an AMT password cannot be authenticated to: say so before the 101.
+    let g = guid.clone();
+    let blob = st
+        .blocking(move |s| s.device(&g))
+        .await
+        .map(|d| d.amt_password)
+        .map_err(|_| "bad_token")?;
+    let amt = st.amt.clone();
+    let g = guid.clone();
+    let has = tokio::task::spawn_blocking(move || amt.load(&g, blob.as_deref()))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten()
+        .is_some();
+    if !has {
+        return Err("no_password");
+    }
+    Ok((grant, guid, mode, peer))
 }
 
 /// Hex text to a string of printable ASCII (the device's realm or nonce).

@@ -4,9 +4,10 @@
 //! The control plane connects to `channels.sock` (0600, in the 0700 run directory, and only the
 //! data plane's own user is served: SO_PEERCRED), writes one line, `OPEN <guid> <port>\n`, and
 //! reads one line back: `OK\n`, after which the socket carries the channel's bytes both ways,
-//! or `ERR <code> <text>\n` and the socket closes. Codes: `bad_request`, `not_connected`,
-//! `busy`, `not_forwarding`, `port_not_forwarded`, `too_many_channels`, `refused` (the device's
-//! OPEN_FAILURE reason follows), `timeout`, `closed`.
+//! or `ERR <code> <text>\n` and the socket closes. Codes: `forbidden` (another user),
+//! `bad_request`, `not_connected`, `busy`, `not_forwarding`, `port_not_forwarded`,
+//! `too_many_channels`, `refused` (the device's OPEN_FAILURE reason follows), `timeout`,
+//! `closed`.
 //!
 //! The service's thread only reads that line and hands the socket to the tunnel, on whatever
 //! core the tunnel lives ([`Live::requests`]); the tunnel opens the APF channel and, once the
@@ -27,7 +28,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -56,7 +57,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_LINE: usize = 128;
 /// How long the device gets to confirm a channel.
 pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the requester gets to take the device's last bytes after its input ended.
+/// How long the device gets to take our last bytes, and the requester the device's, after the
+/// requester's input ended.
 const CLOSE_WAIT: Duration = Duration::from_secs(30);
 /// Channel requests waiting for one tunnel's core.
 pub(crate) const REQUEST_QUEUE: usize = 16;
@@ -238,18 +240,28 @@ fn handle(sock: UnixStream, shared: &CiraShared) {
     }
 }
 
-/// `OPEN <guid> <port>\n`, read under [`REQUEST_TIMEOUT`].
-fn read_request(sock: &UnixStream) -> Result<(Guid, u32), &'static str> {
-    sock.set_read_timeout(Some(REQUEST_TIMEOUT))
-        .map_err(|_| "socket error")?;
+/// `OPEN <guid> <port>\n`, read whole within [`REQUEST_TIMEOUT`], one byte at a time (what
+/// follows the line is the channel's).
+fn read_request(mut sock: &UnixStream) -> Result<(Guid, u32), &'static str> {
+    let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
     let mut line = Vec::with_capacity(MAX_LINE);
-    let mut rd = BufReader::new(sock.take(MAX_LINE as u64));
-    rd.read_until(b'\n', &mut line)
-        .map_err(|_| "no request line in time")?;
-    // The socket must carry nothing but the channel's bytes after the line; BufReader may have
-    // read past it.
-    if !rd.buffer().is_empty() {
-        return Err("bytes after the request line before OK");
+    let mut byte = [0u8; 1];
+    while line.last() != Some(&b'\n') {
+        if line.len() >= MAX_LINE {
+            return Err("request line too long");
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err("no request line in time");
+        }
+        sock.set_read_timeout(Some(left))
+            .map_err(|_| "socket error")?;
+        match sock.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            Ok(_) => return Err("closed before the request line ended"),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err("no request line in time"),
+        }
     }
     sock.set_read_timeout(None).map_err(|_| "socket error")?;
     parse_request(&line)
@@ -355,9 +367,10 @@ async fn up(t: &Tunnel, ch: &ChanState, mut rd: compio::net::UnixStream) {
                 }
                 t.wake.notify();
             }
-            // End of input (or a broken socket): done once everything queued went out.
+            // End of input (or a broken socket): done once everything queued went out, or
+            // when the device has not taken it in time.
             _ => {
-                wait_pending(t, ch, 1).await;
+                let _ = compio::time::timeout(CLOSE_WAIT, wait_pending(t, ch, 1)).await;
                 return;
             }
         }

@@ -417,31 +417,23 @@ async fn drive(
                     None => std::future::pending().await,
                 }
             });
-            let first = select(poke, timer);
-            let second = select(killed, drained);
-            match select(select(first, second), request).await {
-                Either::Left((Either::Left((Either::Left(_), _)), _)) => Wake::Poke,
-                Either::Left((Either::Left((Either::Right(_), _)), _)) => Wake::Timer,
-                Either::Left((Either::Right((Either::Left(_), _)), _)) => Wake::Killed,
-                Either::Left((Either::Right((Either::Right(_), _)), _)) => Wake::Drained,
-                Either::Right((r, _)) => Wake::Request(r),
+            // Polled in this order: a replacement, a drain and a channel request come before
+            // input and the timer, so a busy channel cannot starve them.
+            let stop = select(killed, drained);
+            let busy = select(poke, timer);
+            match select(select(stop, request), busy).await {
+                Either::Left((Either::Left((Either::Left(_), _)), _)) => Wake::Killed,
+                Either::Left((Either::Left((Either::Right(_), _)), _)) => Wake::Drained,
+                Either::Left((Either::Right((r, _)), _)) => Wake::Request(r),
+                Either::Right((Either::Left(_), _)) => Wake::Poke,
+                Either::Right((Either::Right(_), _)) => Wake::Timer,
             }
         };
         let now = Instant::now();
         match wake {
-            Wake::Poke => {}
-            Wake::Timer => {
-                if !forwarding && auth_clock.is_expired(now) {
-                    bump(&shared.stats.auth_timeouts);
-                    ctx.record(ConnEvent::TimeoutStage);
-                    debug!(message = "CIRA tunnel not forwarding in time.", %peer);
-                    t.session
-                        .borrow_mut()
-                        .disconnect(reason::CONNECTION_TIMED_OUT);
-                } else {
-                    t.session.borrow_mut().handle_timeout(now);
-                }
-            }
+            // Deadlines are checked below whatever woke the driver: input that never stops
+            // must not hide them.
+            Wake::Poke | Wake::Timer => {}
             Wake::Killed => {
                 // A newer tunnel of this GUID took over, or the control plane kicked it.
                 t.session.borrow_mut().disconnect(reason::BY_APPLICATION);
@@ -452,6 +444,17 @@ async fn drive(
             }
             Wake::Request(None) => requests = None,
             Wake::Request(Some(req)) => open_for(t, req, now),
+        }
+        let state = t.session.borrow().state();
+        if state != State::Forwarding && state != State::Closed && auth_clock.is_expired(now) {
+            bump(&shared.stats.auth_timeouts);
+            ctx.record(ConnEvent::TimeoutStage);
+            debug!(message = "CIRA tunnel not forwarding in time.", %peer);
+            t.session
+                .borrow_mut()
+                .disconnect(reason::CONNECTION_TIMED_OUT);
+        } else if deadline.is_some_and(|d| d <= now) {
+            t.session.borrow_mut().handle_timeout(now);
         }
     }
 }

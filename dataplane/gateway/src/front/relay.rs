@@ -14,8 +14,11 @@
 //! `rampart_redir_proto::Interceptor`, which replaces the browser's AuthenticateSession with a
 //! digest the control plane computes (`DIGEST`, with the device's realm and nonce): the browser
 //! never learns the AMT password, and what it sends as credentials never reaches the device. A
-//! session type other than the authorised mode ends the session (1008). Each direction holds at
-//! most [`HIGH_WATER`] bytes before it stops reading its source.
+//! session type other than the authorised mode ends the session (1008). Each direction stops
+//! reading its source while more than [`HIGH_WATER`] bytes wait for the other side. A session
+//! must authenticate within [`HANDSHAKE_LIMIT`]; a silent browser is pinged after
+//! [`PING_AFTER`] and dropped after [`IDLE_LIMIT`]; a device that takes nothing for the write
+//! stall limit ends the session too.
 
 use std::cell::{Cell, RefCell};
 use std::future::pending;
@@ -52,15 +55,42 @@ const OUT_FRAME: usize = 16 * 1024;
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long closing the browser's side may take.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// From the 101 until the device has accepted the digest.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(60);
+/// The browser is pinged after this much silence ...
+const PING_AFTER: Duration = Duration::from_secs(30);
+/// ... and the session ends after this much (three pings unanswered).
+const IDLE_LIMIT: Duration = Duration::from_secs(100);
+/// How often the watchdog looks.
+const WATCH_TICK: Duration = Duration::from_secs(5);
 
-/// A relay request that passed the checks that need no I/O.
-#[derive(Debug)]
+/// Whether `token` has the shape `GET /authorize/redirection` gives (`rdr_` and 43 base64url
+/// characters): anything else is refused without asking the control plane.
+fn token_shape(token: &str) -> bool {
+    token.strip_prefix("rdr_").is_some_and(|t| {
+        t.len() == 43
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// A relay request that passed the checks that need no I/O. Its `Debug` leaves the token out.
 pub(crate) struct Accepted {
     accept: String,
     token: String,
     guid: Guid,
     port: u32,
     mode: &'static str,
+}
+
+impl std::fmt::Debug for Accepted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accepted")
+            .field("guid", &self.guid)
+            .field("port", &self.port)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Checks the upgrade request; the error is the answer to send.
@@ -111,7 +141,7 @@ pub(super) fn check(c: &HttpConn, head: &RequestHead) -> Result<Accepted, Reply>
         .get("sec-websocket-protocol")
         .and_then(|v| std::str::from_utf8(v).ok())
         .map(|v| v.split(',').next().unwrap_or("").trim().to_owned())
-        .filter(|t| !t.is_empty() && t.len() <= 256 && t.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|t| token_shape(t))
         .ok_or(Reply::error(401, "relay_token"))?;
     Ok(Accepted {
         accept,
@@ -164,6 +194,8 @@ async fn prepare(c: &HttpConn, a: &Accepted) -> Result<(Control, UnixStream), Re
     match answer.as_str() {
         "OK" => {}
         "ERR busy" => return Err(refuse(409, "relay_busy")),
+        "ERR no_password" => return Err(refuse(409, "amt_password_missing")),
+        "ERR throttled" => return Err(refuse(429, "relay_throttled")),
         _ => return Err(refuse(401, "relay_token")),
     }
     let live = cira
@@ -250,6 +282,10 @@ struct Session {
     digest_ready: Signal,
     /// Set once the session ends: the close code to send the browser.
     end: Cell<Option<u16>>,
+    /// When the browser last sent a frame (any, pongs included).
+    last_heard: Cell<Instant>,
+    /// A ping to send.
+    ping: Cell<bool>,
 }
 
 impl Session {
@@ -361,7 +397,10 @@ async fn relay(
         digest: RefCell::new(None),
         digest_ready: Signal::default(),
         end: Cell::new(None),
+        last_heard: Cell::new(Instant::now()),
+        ping: Cell::new(false),
     };
+    let write_stall = ctx.limits.write_stall;
     let (mut reader, mut writer) = stream.into_duplex();
     let (ch_rd, ch_wr) = channel.into_split();
     let raw = BytesMut::from(&buf[..]);
@@ -374,11 +413,12 @@ async fn relay(
                 pending::<()>().await;
             });
             let control = pin!(control_loop(&s, control));
+            let watchdog = pin!(watchdog(&s));
             join4(
                 browser_in(&s, &mut reader, raw),
                 device_in(&s, ch_rd),
-                device_out(&s, ch_wr),
-                select(control, drained),
+                device_out(&s, ch_wr, write_stall),
+                select(control, select(drained, watchdog)),
             )
             .await;
         });
@@ -395,6 +435,9 @@ async fn browser_in(s: &Session, reader: &mut TlsReader, mut raw: BytesMut) {
         require_mask: true,
     });
     loop {
+        if !raw.is_empty() {
+            s.last_heard.set(Instant::now());
+        }
         loop {
             match dec.decode(&mut raw) {
                 Ok(None) => break,
@@ -478,19 +521,44 @@ async fn device_in(s: &Session, mut rd: UnixStream) {
     }
 }
 
-/// The device queue → channel.
-async fn device_out(s: &Session, mut wr: UnixStream) {
+/// The device queue → channel; a device that takes nothing for `stall` ends the session.
+async fn device_out(s: &Session, mut wr: UnixStream, stall: Duration) {
     loop {
         s.device_ready.wait().await;
         let data = s.to_device.borrow_mut().split();
         if data.is_empty() {
             continue;
         }
-        if let BufResult(Err(_), _) = wr.write_all(data.freeze()).await {
+        let sent = compio::time::timeout(stall, wr.write_all(data.freeze())).await;
+        if !matches!(sent, Ok(BufResult(Ok(()), _))) {
             s.finish(1011);
             return pending().await;
         }
         s.device_drained.notify();
+    }
+}
+
+/// Ends a session that does not authenticate within [`HANDSHAKE_LIMIT`] or whose browser is
+/// silent for [`IDLE_LIMIT`]; pings the browser after [`PING_AFTER`] of silence.
+async fn watchdog(s: &Session) {
+    let start = Instant::now();
+    let mut pinged = start;
+    loop {
+        compio::time::sleep(WATCH_TICK).await;
+        if !s.icpt.borrow().is_passthrough() && start.elapsed() >= HANDSHAKE_LIMIT {
+            s.finish(1008);
+            return pending().await;
+        }
+        let silent = s.last_heard.get().elapsed();
+        if silent >= IDLE_LIMIT {
+            s.finish(1001);
+            return pending().await;
+        }
+        if silent >= PING_AFTER && pinged.elapsed() >= PING_AFTER {
+            pinged = Instant::now();
+            s.ping.set(true);
+            s.browser_ready.notify();
+        }
     }
 }
 
@@ -501,6 +569,9 @@ async fn browser_out(s: &Session, writer: &mut TlsWriter) {
         s.browser_ready.wait().await;
         for p in s.pongs.borrow_mut().drain(..) {
             rampart_ws_proto::encode_frame(&mut frames, OpCode::Pong, &p);
+        }
+        if s.ping.take() {
+            rampart_ws_proto::encode_frame(&mut frames, OpCode::Ping, b"rampart");
         }
         let data = s.to_browser.borrow_mut().split();
         for chunk in data.chunks(OUT_FRAME) {
@@ -559,5 +630,30 @@ async fn control_loop(s: &Session, mut control: Control) {
             return pending().await;
         }
         s.device_ready.notify();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_tokens_reach_the_control_plane() {
+        assert!(token_shape(&format!("rdr_{}", "A".repeat(43))));
+        assert!(token_shape(
+            "rdr_abcdefghijklmnopqrstuvwxyz-_0123456789ABCDEFG"
+        ));
+        for bad in [
+            String::new(),
+            "rdr_".to_owned(),
+            format!("rdr_{}", "A".repeat(42)),
+            format!("rdr_{}", "A".repeat(44)),
+            format!("rdx_{}", "A".repeat(43)),
+            format!("rdr_{}=", "A".repeat(42)),
+            format!("rdr_{} ", "A".repeat(42)),
+            format!("rdr_{}\n", "A".repeat(42)),
+        ] {
+            assert!(!token_shape(&bad), "{bad:?}");
+        }
     }
 }

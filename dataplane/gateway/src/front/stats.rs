@@ -75,6 +75,8 @@ pub(crate) const REJECTIONS: &[&str] = &[
     "relay_mode",
     "relay_token",
     "relay_busy",
+    "relay_throttled",
+    "amt_password_missing",
     "not_connected",
     "device_timeout",
     "channel_refused",
