@@ -10,8 +10,10 @@
 //!   over plain TCP or TLS, MQTT 3.1.1 or 5.0, QoS 0 or 1; measures sent and delivered
 //!   messages/s, losses, duplicates, reordering and end-to-end latency.
 //!
-//! The [`amt`] module is a simulated Intel AMT device (the CIRA client side of APF), used by
-//! the CIRA server's integration tests.
+//! The [`amt`] module is a simulated Intel AMT device (the CIRA client side of APF, with a small
+//! AMT behind WS-MAN and the redirection service of [`amt_redir`]), used by the CIRA server's
+//! integration tests; [`amt_redir::RedirBrowser`] plays the browser's side of a redirection
+//! session.
 //!
 //! Latencies go into per-thread `hdrhistogram`s, merged at the end into a summary table and,
 //! with `--json`, a JSON report. `--sample-rss-pid` follows the server's resident memory while
