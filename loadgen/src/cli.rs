@@ -54,6 +54,10 @@ pub enum Command {
     /// Simulated Intel AMT devices dialling the CIRA port at a given rate, holding their APF
     /// tunnels with keepalives; measures admission latency, tunnels held and the time for all.
     Cira(CiraArgs),
+    /// Legitimate HTTPS requests on keep-alive connections, optionally while slow attackers
+    /// (slowloris, slow body, slow read) hold connections; measures the legitimate clients'
+    /// latency and availability, and how long the server let each attacker live.
+    Http(HttpArgs),
 }
 
 /// The most simulated devices of `cira`.
@@ -106,6 +110,257 @@ pub struct CiraArgs {
     /// Sample VmRSS of this process (the server) every 200 ms; report start, peak and final.
     #[arg(long, value_name = "PID")]
     pub sample_rss_pid: Option<u32>,
+}
+
+/// The most slow attackers of `http`, all kinds together.
+pub const MAX_ATTACKERS: u32 = 10_000;
+
+/// The largest request body of `http --method POST`.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// The attackers' interval when `--attack-interval` is not given (slowhttptest's `-i` default).
+pub const DEFAULT_ATTACK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The slow-body Content-Length when `--slow-body-length` is not given.
+pub const DEFAULT_SLOW_BODY_LENGTH: u64 = 64 * 1024;
+
+/// The bytes a slow reader takes per interval when `--slow-read-chunk` is not given.
+pub const DEFAULT_SLOW_READ_CHUNK: usize = 32;
+
+/// The longest request target `http` sends.
+pub const MAX_PATH: usize = 8000;
+
+/// `http` mode: legitimate HTTPS load and, at the same time, optional slow attackers.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// The HTTPS front, `IP:PORT` or `localhost:PORT`; loopback addresses only.
+    #[arg(long, value_name = "ADDR", value_parser = parse_loopback_target)]
+    pub target: SocketAddr,
+
+    /// TLS options (also sent as the Host header, with the port).
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// Request target of the legitimate requests (origin-form: path and query).
+    #[arg(long, value_name = "PATH", default_value = "/healthz", value_parser = parse_http_path)]
+    pub path: String,
+
+    /// Method of the legitimate requests.
+    #[arg(long, value_name = "METHOD", value_enum, ignore_case = true, default_value_t = HttpMethod::Get)]
+    pub method: HttpMethod,
+
+    /// With --method POST: the body of each request, in bytes (default 0).
+    #[arg(long, value_name = "BYTES", value_parser = parse_body_bytes)]
+    pub body_bytes: Option<usize>,
+
+    /// Legitimate keep-alive connections, one thread each, one request at a time.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONNECTIONS))
+    )]
+    pub connections: u32,
+
+    /// Legitimate requests per second, all connections together, sent on a fixed schedule
+    /// (open loop: latency counts from each request's scheduled send time, so a stalled server
+    /// is not hidden by requests that were never sent). 0 = closed loop: each connection sends
+    /// its next request as soon as the previous one is answered.
+    #[arg(
+        long,
+        value_name = "PER_SEC",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u64).range(0..=1_000_000)
+    )]
+    pub rate: u64,
+
+    /// Measured time, e.g. `10s`, `2m` (after the warm-up; at most 1h).
+    #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_run_duration)]
+    pub duration: Duration,
+
+    /// Legitimate requests before the measured time starts; sent but not counted. The attackers
+    /// are connected before it starts.
+    #[arg(long, value_name = "TIME", default_value = "1s", value_parser = parse_warmup)]
+    pub warmup: Duration,
+
+    /// Timeout of each TCP connect.
+    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = parse_timeout)]
+    pub connect_timeout: Duration,
+
+    /// Timeout of each legitimate request, from its send (any reconnect and TLS handshake
+    /// included) to the end of its response.
+    #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+
+    /// Slowloris attackers: each sends a request line and a Host header, then one more header
+    /// line every --attack-interval, and never ends the head.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_ATTACKERS))
+    )]
+    pub slowloris: u32,
+
+    /// Slow-body attackers: each sends a complete POST head with a large Content-Length, then
+    /// one byte of the body every --attack-interval.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_ATTACKERS))
+    )]
+    pub slow_body: u32,
+
+    /// Slow-read attackers: each connects with a tiny receive buffer (SO_RCVBUF), requests
+    /// --slow-read-path and takes --slow-read-chunk bytes of it every --attack-interval.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_ATTACKERS))
+    )]
+    pub slow_read: u32,
+
+    /// Time between an attacker's sends (or slow reads), e.g. `10s`, `500ms` (default 10s).
+    /// Attackers reconnect as soon as the server closes them.
+    #[arg(long, value_name = "TIME", value_parser = parse_attack_interval)]
+    pub attack_interval: Option<Duration>,
+
+    /// Request target of the slow-body POSTs (default --path). Use one whose handler reads the
+    /// body (a static file's does not: the server answers 405 at once).
+    #[arg(long, value_name = "PATH", value_parser = parse_http_path)]
+    pub slow_body_path: Option<String>,
+
+    /// Content-Length of the slow-body POSTs, in bytes (default 65536; keep it under the
+    /// server's body limit, or it answers 413 at once).
+    #[arg(
+        long,
+        value_name = "BYTES",
+        value_parser = clap::value_parser!(u64).range(1..=1 << 30)
+    )]
+    pub slow_body_length: Option<u64>,
+
+    /// Request target of the slow readers (default --path): a response much larger than the
+    /// socket buffers, or the server is done writing long before the reader is.
+    #[arg(long, value_name = "PATH", value_parser = parse_http_path)]
+    pub slow_read_path: Option<String>,
+
+    /// Bytes (TLS records as they come off the socket) a slow reader takes per interval
+    /// (default 32).
+    #[arg(
+        long,
+        value_name = "BYTES",
+        value_parser = clap::value_parser!(u64).range(1..=65_536)
+    )]
+    pub slow_read_chunk: Option<u64>,
+
+    /// Also write every figure as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Sample VmRSS of this process (the server) every 200 ms; report start, peak and final.
+    #[arg(long, value_name = "PID")]
+    pub sample_rss_pid: Option<u32>,
+}
+
+/// `--method` of `http`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HttpMethod {
+    /// GET, no body.
+    #[value(name = "GET")]
+    Get,
+    /// POST with a `--body-bytes` body.
+    #[value(name = "POST")]
+    Post,
+}
+
+impl HttpMethod {
+    /// The method token.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+        }
+    }
+}
+
+impl HttpArgs {
+    /// Attackers of every kind together.
+    pub fn attackers(&self) -> u32 {
+        self.slowloris
+            .saturating_add(self.slow_body)
+            .saturating_add(self.slow_read)
+    }
+
+    /// The attackers' interval.
+    pub fn attack_interval(&self) -> Duration {
+        self.attack_interval.unwrap_or(DEFAULT_ATTACK_INTERVAL)
+    }
+
+    /// Checks what clap cannot: options that only make sense together, and the attacker total.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.body_bytes.is_some() && self.method != HttpMethod::Post {
+            return Err("--body-bytes needs --method POST".into());
+        }
+        if self.attackers() > MAX_ATTACKERS {
+            return Err(format!(
+                "--slowloris, --slow-body and --slow-read add up to {}; at most {MAX_ATTACKERS} \
+                 attackers in all",
+                self.attackers()
+            ));
+        }
+        if self.attackers() == 0 && self.attack_interval.is_some() {
+            return Err(
+                "--attack-interval needs attackers: --slowloris N, --slow-body N or --slow-read N"
+                    .into(),
+            );
+        }
+        if self.slow_body == 0 && (self.slow_body_path.is_some() || self.slow_body_length.is_some())
+        {
+            return Err("--slow-body-path and --slow-body-length need --slow-body N".into());
+        }
+        if self.slow_read == 0 && (self.slow_read_path.is_some() || self.slow_read_chunk.is_some())
+        {
+            return Err("--slow-read-path and --slow-read-chunk need --slow-read N".into());
+        }
+        Ok(())
+    }
+}
+
+/// A request target in origin-form (RFC 9112 §3.2.1): `/`, then visible ASCII only, so it can
+/// go into a request line as it is.
+fn parse_http_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') {
+        return Err(format!(
+            "`{s}` must start with / (a path, and a query if any)"
+        ));
+    }
+    if s.len() > MAX_PATH || !s.bytes().all(|b| b.is_ascii_graphic()) || s.contains('#') {
+        return Err(format!(
+            "the path must be at most {MAX_PATH} bytes of visible ASCII, without spaces or a \
+             #fragment (percent-encode the rest)"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+fn parse_body_bytes(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of bytes"))?;
+    if n > MAX_BODY_BYTES {
+        return Err(format!("the body must be at most {MAX_BODY_BYTES} bytes"));
+    }
+    Ok(n)
+}
+
+fn parse_attack_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(300) {
+        return Err("the attack interval must be between 10ms and 300s".to_owned());
+    }
+    Ok(d)
 }
 
 /// Options every mode shares: where, how hard, how long, and what to report.
@@ -689,5 +944,151 @@ mod tests {
         ] {
             assert!(cira(bad).is_err(), "{bad:?}");
         }
+    }
+
+    fn http(args: &[&str]) -> Result<HttpArgs, String> {
+        let argv = ["rampart-loadgen", "http"].iter().chain(args);
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Http(a),
+            }) => Ok(a),
+            Ok(other) => Err(format!("parsed as {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn http_defaults() {
+        let a = http(&["--target", "127.0.0.1:8443", "--ca", "ca.pem"]).unwrap();
+        assert_eq!(a.path, "/healthz");
+        assert_eq!(a.method, HttpMethod::Get);
+        assert_eq!((a.connections, a.rate), (4, 100));
+        assert_eq!(a.duration, Duration::from_secs(10));
+        assert_eq!(a.warmup, Duration::from_secs(1));
+        assert_eq!((a.slowloris, a.slow_body, a.slow_read), (0, 0, 0));
+        assert_eq!(a.attack_interval(), DEFAULT_ATTACK_INTERVAL);
+        assert_eq!(a.tls.server_name, "localhost");
+        assert_eq!(a.validate(), Ok(()));
+
+        let a = http(&[
+            "--target",
+            "localhost:8443",
+            "--ca",
+            "ca.pem",
+            "--tls12",
+            "--path",
+            "/api/v1/x?y=1",
+            "--method",
+            "post",
+            "--body-bytes",
+            "1024",
+            "--connections",
+            "1024",
+            "--rate",
+            "0",
+            "--duration",
+            "3s",
+            "--warmup",
+            "0s",
+            "--slowloris",
+            "20",
+            "--slow-body",
+            "3",
+            "--slow-body-path",
+            "/api/v1/auth/login",
+            "--slow-body-length",
+            "8192",
+            "--slow-read",
+            "5",
+            "--slow-read-path",
+            "/big.bin",
+            "--slow-read-chunk",
+            "8",
+            "--attack-interval",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(a.target, "127.0.0.1:8443".parse().unwrap());
+        assert_eq!((a.method, a.body_bytes), (HttpMethod::Post, Some(1024)));
+        assert_eq!(a.attackers(), 28);
+        assert_eq!(a.attack_interval(), Duration::from_millis(500));
+        assert_eq!(a.slow_read_path.as_deref(), Some("/big.bin"));
+        assert!(a.tls.tls12);
+        assert_eq!(a.validate(), Ok(()));
+    }
+
+    #[test]
+    fn http_refusals() {
+        let base = ["--target", "127.0.0.1:8443", "--ca", "ca.pem"];
+        let with = |extra: &[&str]| http(&[&base[..], extra].concat());
+        // What clap refuses.
+        for (extra, why) in [
+            (&["--connections", "0"][..], "connections"),
+            (&["--connections", "1025"], "connections"),
+            (&["--rate", "1000001"], "rate"),
+            (&["--duration", "0s"], "duration"),
+            (&["--duration", "2h"], "duration"),
+            (&["--warmup", "2m"], "warmup"),
+            (&["--timeout", "0s"], "timeout"),
+            (&["--slowloris", "10001"], "slowloris"),
+            (&["--slow-read", "many"], "slow-read"),
+            (&["--attack-interval", "0s"], "attack-interval"),
+            (&["--attack-interval", "5ms"], "attack-interval"),
+            (&["--attack-interval", "301s"], "attack-interval"),
+            (&["--body-bytes", "16777217"], "body-bytes"),
+            (&["--slow-body-length", "0"], "slow-body-length"),
+            (&["--slow-read-chunk", "0"], "slow-read-chunk"),
+            (&["--slow-read-chunk", "65537"], "slow-read-chunk"),
+            (&["--method", "DELETE"], "method"),
+            (&["--path", "healthz"], "path"),
+            (&["--path", "/a b"], "path"),
+            (&["--path", "/a\r\nX: y"], "path"),
+            (&["--path", "/a#frag"], "path"),
+            (&["--slow-read-path", "big.bin"], "slow-read-path"),
+        ] {
+            let err = with(extra).unwrap_err();
+            assert!(err.contains(why), "{extra:?}: {err}");
+        }
+        let long = format!("/{}", "a".repeat(MAX_PATH));
+        assert!(with(&["--path", &long]).is_err());
+        let err = http(&["--target", "192.0.2.1:443", "--ca", "c"]).unwrap_err();
+        assert!(err.contains("not a loopback address"), "{err}");
+        assert!(http(&["--target", "example.com:443", "--ca", "c"]).is_err());
+        assert!(
+            http(&["--target", "127.0.0.1:8443"])
+                .unwrap_err()
+                .contains("--ca")
+        );
+
+        // What only validate() sees.
+        for (extra, why) in [
+            (&["--body-bytes", "10"][..], "--method POST"),
+            (&["--attack-interval", "1s"], "needs attackers"),
+            (&["--slow-read-path", "/big.bin"], "need --slow-read"),
+            (&["--slow-read-chunk", "8"], "need --slow-read"),
+            (
+                &["--slow-read", "0", "--slow-read-path", "/b"],
+                "need --slow-read",
+            ),
+            (&["--slow-body-path", "/api"], "need --slow-body"),
+            (&["--slow-body-length", "10"], "need --slow-body"),
+            (
+                &[
+                    "--slowloris",
+                    "5000",
+                    "--slow-read",
+                    "5000",
+                    "--slow-body",
+                    "1",
+                ],
+                "at most 10000",
+            ),
+        ] {
+            let err = with(extra).unwrap().validate().unwrap_err();
+            assert!(err.contains(why), "{extra:?}: {err}");
+        }
+        // The limits themselves are fine.
+        let a = with(&["--slowloris", "5000", "--slow-read", "5000"]).unwrap();
+        assert_eq!(a.validate(), Ok(()));
     }
 }

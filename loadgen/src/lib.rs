@@ -9,6 +9,10 @@
 //! - `mqtt-fanout`: P publishers publish timestamped messages that S subscribers all receive,
 //!   over plain TCP or TLS, MQTT 3.1.1 or 5.0, QoS 0 or 1; measures sent and delivered
 //!   messages/s, losses, duplicates, reordering and end-to-end latency.
+//! - `http`: legitimate HTTPS requests on keep-alive connections at a fixed rate (open loop,
+//!   latency from the scheduled send time) while optional slowloris, slow-body and slow-read
+//!   attackers hold connections; measures the legitimate clients' availability and latency, and
+//!   how long the server let each attacker live.
 //!
 //! The [`amt`] module is a simulated Intel AMT device (the CIRA client side of APF, with a small
 //! AMT behind WS-MAN and the redirection service of [`amt_redir`]), used by the CIRA server's
@@ -34,6 +38,7 @@ mod amt_sim;
 mod cira;
 pub mod cli;
 mod handshake;
+mod http;
 mod mqtt_fanout;
 mod report;
 mod rss;
@@ -50,5 +55,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Handshake(args) => handshake::run(&args, command_line),
         Command::MqttFanout(args) => mqtt_fanout::run(&args, command_line),
         Command::Cira(args) => cira::run(&args, command_line),
+        Command::Http(args) => http::run(&args, command_line),
     }
 }
