@@ -354,26 +354,22 @@ async fn relay(
         ..
     } = c;
     let _ticket = ticket;
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: {}\r\n\r\n",
-        a.accept, a.token
-    );
-    let shared = &front.shared;
-    shared.stats.response(101);
-    shared.access.log(&super::stats::AccessRecord {
-        method: &head.method,
-        path: head.path(),
-        status: 101,
-        bytes: 0,
-        duration: start.elapsed(),
+    // MPS's clients expect their token back as the chosen subprotocol.
+    if !upgrade::switch(
+        &mut stream,
+        &front,
+        &ctx,
         peer,
-        reason: None,
-    });
-    if let Err(e) = stream.write_all(response.as_bytes()).await {
-        ctx.close_with(peer, &e);
+        head,
+        start,
+        &a.accept,
+        &a.token,
+    )
+    .await
+    {
         return;
     }
+    let shared = &front.shared;
     shared
         .stats
         .relays

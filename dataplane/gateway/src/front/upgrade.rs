@@ -79,24 +79,19 @@ pub(super) async fn take_over(c: HttpConn, a: Accepted, head: &RequestHead, star
         ticket,
         ..
     } = c;
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: {}\r\n\r\n",
-        a.accept, a.protocol
-    );
     let shared = &front.shared;
-    shared.stats.response(101);
-    shared.access.log(&super::stats::AccessRecord {
-        method: &head.method,
-        path: head.path(),
-        status: 101,
-        bytes: 0,
-        duration: start.elapsed(),
+    if !switch(
+        &mut stream,
+        &front,
+        &ctx,
         peer,
-        reason: None,
-    });
-    if let Err(e) = stream.write_all(response.as_bytes()).await {
-        ctx.close_with(peer, &e);
+        head,
+        start,
+        &a.accept,
+        a.protocol,
+    )
+    .await
+    {
         return;
     }
     shared
@@ -122,4 +117,41 @@ pub(super) async fn take_over(c: HttpConn, a: Accepted, head: &RequestHead, star
         connect,
     )
     .await;
+}
+
+/// Answers 101 Switching Protocols with `accept` and the chosen `protocol`, counted and
+/// access-logged; false if the write failed (the connection is then done).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn switch(
+    stream: &mut rampart_tls::TlsStream,
+    front: &super::FrontCore,
+    ctx: &crate::conn::ConnCtx,
+    peer: std::net::SocketAddr,
+    head: &RequestHead,
+    start: Instant,
+    accept: &str,
+    protocol: &str,
+) -> bool {
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n"
+    );
+    let shared = &front.shared;
+    shared.stats.response(101);
+    shared.access.log(&super::stats::AccessRecord {
+        method: &head.method,
+        path: head.path(),
+        status: 101,
+        bytes: 0,
+        duration: start.elapsed(),
+        peer,
+        reason: None,
+    });
+    match stream.write_all(response.as_bytes()).await {
+        Ok(()) => true,
+        Err(e) => {
+            ctx.close_with(peer, &e);
+            false
+        }
+    }
 }
