@@ -136,32 +136,38 @@ impl Report {
             let _ = writeln!(out, "    {kind:<20} {:>8}  e.g. {}", e.count, e.example);
         }
         let _ = writeln!(out, "  {:<16} {:.1} /s", "rate", self.rate_per_s);
-        match &self.latency_us {
-            Some(l) => {
-                let _ = writeln!(
-                    out,
-                    "  latency          {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                    "p50", "p90", "p99", "p99.9", "max", "mean"
-                );
-                let _ = writeln!(
-                    out,
-                    "                   {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                    fmt_us(l.p50),
-                    fmt_us(l.p90),
-                    fmt_us(l.p99),
-                    fmt_us(l.p999),
-                    fmt_us(l.max),
-                    fmt_us(l.mean.round() as u64),
-                );
-            }
-            None => {
-                let _ = writeln!(out, "  latency          (no successful operation)");
-            }
-        }
+        write_latency(&mut out, self.latency_us.as_ref(), "operation");
         if let Some(rss) = &self.server_rss {
             let _ = writeln!(out, "  server RSS       {}", rss.line());
         }
         out
+    }
+}
+
+/// The summary table's latency rows (p50 to max, and the mean), or a line saying there was no
+/// successful `what` to measure.
+pub(crate) fn write_latency(out: &mut String, lat: Option<&Latency>, what: &str) {
+    match lat {
+        Some(l) => {
+            let _ = writeln!(
+                out,
+                "  latency          {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                "p50", "p90", "p99", "p99.9", "max", "mean"
+            );
+            let _ = writeln!(
+                out,
+                "                   {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                fmt_us(l.p50),
+                fmt_us(l.p90),
+                fmt_us(l.p99),
+                fmt_us(l.p999),
+                fmt_us(l.max),
+                fmt_us(l.mean.round() as u64),
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  latency          (no successful {what})");
+        }
     }
 }
 

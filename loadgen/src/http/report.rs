@@ -237,28 +237,7 @@ impl HttpReport {
             "  {:<16} {} opened, {} stale keep-alive retries",
             "connections", l.connections_opened, l.stale_retries
         );
-        match &l.latency_us {
-            Some(lat) => {
-                let _ = writeln!(
-                    out,
-                    "  latency          {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                    "p50", "p90", "p99", "p99.9", "max", "mean"
-                );
-                let _ = writeln!(
-                    out,
-                    "                   {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                    fmt_us(lat.p50),
-                    fmt_us(lat.p90),
-                    fmt_us(lat.p99),
-                    fmt_us(lat.p999),
-                    fmt_us(lat.max),
-                    fmt_us(lat.mean.round() as u64),
-                );
-            }
-            None => {
-                let _ = writeln!(out, "  latency          (no successful request)");
-            }
-        }
+        crate::report::write_latency(&mut out, l.latency_us.as_ref(), "request");
         match self.attackers.interval_s {
             None => {
                 let _ = writeln!(out, "  {:<16} none", "attackers");
