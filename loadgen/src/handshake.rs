@@ -320,25 +320,10 @@ pub(crate) fn io_failure(error: io::Error) -> Failure {
 /// Turns the first handshake's failure into an error that says what to check.
 fn explain(target: SocketAddr, server_name: &str, failure: Failure) -> anyhow::Error {
     let Failure { kind, detail } = failure;
+    if let Some(e) = crate::runner::explain_connect(target, server_name, kind, &detail) {
+        return e;
+    }
     match kind {
-        "connect_refused" => anyhow::anyhow!(
-            "cannot connect to {target}: {detail} (is the server running and listening there?)"
-        ),
-        "connect_timeout" | "connect_no_local_port" | "connect_error" => {
-            anyhow::anyhow!("cannot connect to {target}: {detail}")
-        }
-        "tls_bad_certificate" => anyhow::anyhow!(
-            "TLS handshake with {target} failed: {detail} (does --ca hold the CA that signed \
-             the server's certificate, and is `{server_name}` (--server-name) one of its names?)"
-        ),
-        "tls_alert_received" | "tls_incompatible" => anyhow::anyhow!(
-            "TLS handshake with {target} failed: {detail} (does the server accept this TLS \
-             version, see --tls12, and our cipher suites?)"
-        ),
-        "handshake_timeout" => anyhow::anyhow!(
-            "TLS handshake with {target} failed: {detail} (the server accepted the connection \
-             but did not complete TLS; is this a TLS port?)"
-        ),
         "closed_by_server" | "reset_by_server" => anyhow::anyhow!(
             "TLS handshake with {target} failed: the server closed the connection ({detail}); \
              is this a TLS port?"

@@ -6,6 +6,7 @@
 //! shared locks).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -248,4 +249,35 @@ fn worker<O: Op>(mut op: O, shared: &Shared, tx: &mpsc::Sender<Vec<u64>>) -> Wor
         let _ = tx.send(batch);
     }
     WorkerResult { op, hist, errors }
+}
+
+/// What to check when the first connection fails to connect or to complete TLS; None for
+/// failures after that (each mode explains its own).
+pub(crate) fn explain_connect(
+    target: SocketAddr,
+    server_name: &str,
+    kind: &str,
+    detail: &str,
+) -> Option<anyhow::Error> {
+    Some(match kind {
+        "connect_refused" => anyhow::anyhow!(
+            "cannot connect to {target}: {detail} (is the server running and listening there?)"
+        ),
+        "connect_timeout" | "connect_no_local_port" | "connect_error" => {
+            anyhow::anyhow!("cannot connect to {target}: {detail}")
+        }
+        "tls_bad_certificate" => anyhow::anyhow!(
+            "TLS handshake with {target} failed: {detail} (does --ca hold the CA that signed \
+             the server's certificate, and is `{server_name}` (--server-name) one of its names?)"
+        ),
+        "tls_alert_received" | "tls_incompatible" => anyhow::anyhow!(
+            "TLS handshake with {target} failed: {detail} (does the server accept this TLS \
+             version, see --tls12, and our cipher suites?)"
+        ),
+        "handshake_timeout" | "tls_handshake_timeout" => anyhow::anyhow!(
+            "TLS handshake with {target} failed: {detail} (the server accepted the connection \
+             but did not complete TLS; is this a TLS port?)"
+        ),
+        _ => return None,
+    })
 }

@@ -431,25 +431,10 @@ fn explain(endpoint: &Endpoint, failure: Failure) -> anyhow::Error {
     let target: SocketAddr = endpoint.addr;
     let name = endpoint.name.to_str();
     let Failure { kind, detail } = failure;
+    if let Some(e) = crate::runner::explain_connect(target, &name, kind, &detail) {
+        return e;
+    }
     match kind {
-        "connect_refused" => anyhow::anyhow!(
-            "cannot connect to {target}: {detail} (is the server running and listening there?)"
-        ),
-        "connect_timeout" | "connect_no_local_port" | "connect_error" => {
-            anyhow::anyhow!("cannot connect to {target}: {detail}")
-        }
-        "tls_bad_certificate" => anyhow::anyhow!(
-            "TLS handshake with {target} failed: {detail} (does --ca hold the CA that signed \
-             the server's certificate, and is `{name}` (--server-name) one of its names?)"
-        ),
-        "tls_alert_received" | "tls_incompatible" => anyhow::anyhow!(
-            "TLS handshake with {target} failed: {detail} (does the server accept this TLS \
-             version, see --tls12, and our cipher suites?)"
-        ),
-        "tls_handshake_timeout" => anyhow::anyhow!(
-            "TLS handshake with {target} failed: {detail} (the server accepted the connection \
-             but did not complete TLS; is this a TLS port?)"
-        ),
         "closed_by_server" | "reset_by_server" | "tls_protocol_error" | "tls_error" => {
             anyhow::anyhow!(
                 "the first request to {target} failed ({kind}): {detail} (is this an HTTPS \
