@@ -259,6 +259,12 @@ pub struct HttpArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
+    /// Also write a self-contained HTML page to this file: requests ok/failed and p50/p99
+    /// latency for each second of the measured window (inline SVG, no scripts), the summary
+    /// and the command line.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// Sample VmRSS of this process (the server) every 200 ms; report start, peak and final.
     #[arg(long, value_name = "PID")]
     pub sample_rss_pid: Option<u32>,

@@ -21,7 +21,8 @@
 //!
 //! Latencies go into per-thread `hdrhistogram`s, merged at the end into a summary table and,
 //! with `--json`, a JSON report. `--sample-rss-pid` follows the server's resident memory while
-//! the load runs.
+//! the load runs. `http --html FILE` also writes a self-contained page charting throughput and
+//! latency per second (`chart.rs` draws the SVG; other modes can use it).
 //!
 //! What it deliberately does not do:
 //! - send load anywhere but this machine: targets must be loopback addresses (`127.0.0.0/8`,
@@ -35,6 +36,7 @@
 pub mod amt;
 pub mod amt_redir;
 mod amt_sim;
+mod chart;
 mod cira;
 pub mod cli;
 mod handshake;

@@ -2,7 +2,7 @@
 //! requests/s on 4 keep-alive connections for 3 s while 20 slowloris and 5 slow-read attackers
 //! hold connections. The header stage is shortened to `header=2-4,MinRate=500` so the slowloris
 //! connections are closed within the run; every legitimate request must still be answered 200,
-//! and the JSON report must agree with the summary.
+//! and the JSON report must agree with the summary. `--html` writes the chart page.
 
 use std::process::{Command, Stdio};
 
@@ -33,6 +33,7 @@ fn http_mode_stays_available_under_slow_attackers() {
     );
     let up = install.start("up");
     let report = install.dir.path().join("http.json");
+    let html = install.dir.path().join("http.html");
     let out = Command::new(loadgen())
         .args(["http", "--target"])
         .arg(format!("127.0.0.1:{}", install.ports[0]))
@@ -58,6 +59,8 @@ fn http_mode_stays_available_under_slow_attackers() {
         ])
         .arg("--json")
         .arg(&report)
+        .arg("--html")
+        .arg(&html)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -65,6 +68,12 @@ fn http_mode_stays_available_under_slow_attackers() {
     assert!(out.status.success(), "{summary}\n{}", up.log_text());
     let v: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let ctx = format!("{summary}\n{v:#}");
+    // The HTML page: charts drawn inline, the summary in it.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<svg") && page.contains("availability"),
+        "{page}"
+    );
 
     // The command line is in the report, as given.
     let argv: Vec<&str> = v["command_line"]

@@ -16,6 +16,9 @@
 //! non-blocking sockets with epoll; each reconnects when the server closes it, and the report
 //! gives how many were opened and closed by the server, and how long they lived.
 //!
+//! With `--html`, the measured window second by second ([`timeline`]: requests ok and failed,
+//! p50 and p99 latency) is charted, with the summary, in one self-contained HTML page.
+//!
 //! What it deliberately does not do: pipeline, speak HTTP/2, follow redirects or retry failed
 //! requests (apart from resending once a request whose kept-alive connection turned out to be
 //! closed before any answer, as browsers do; those are counted).
@@ -24,10 +27,12 @@ mod attack;
 mod client;
 mod legit;
 mod report;
+mod timeline;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write as _};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::thread;
@@ -45,6 +50,7 @@ use attack::Kind;
 use client::{Conn, Endpoint};
 use legit::{Live, Plan, Tally, Window, Worker, record};
 use report::{AttackReport, HttpReport, KindReport, LegitReport};
+use timeline::{Second, Timeline};
 
 /// The most attack threads.
 const ATTACK_THREADS: usize = 4;
@@ -87,15 +93,24 @@ pub(crate) fn run(args: &HttpArgs, command_line: Vec<String>) -> anyhow::Result<
             File::create(path).with_context(|| format!("cannot create --json {}", path.display()))
         })
         .transpose()?;
+    let html_file = match args.html.as_deref().map(File::create).transpose() {
+        Ok(file) => file,
+        Err(e) => {
+            // Only the --json file this run created; never a file that was already there.
+            if let Some(path) = &args.json {
+                let _ = std::fs::remove_file(path);
+            }
+            let path = args.html.as_deref().unwrap_or(Path::new(""));
+            return Err(e).with_context(|| format!("cannot create --html {}", path.display()));
+        }
+    };
 
     // One request first, so a wrong port, CA, name or path is one clear error.
     let (tls_version, tls_cipher_suite) =
         match probe(&endpoint, &request, method, &args.path, args.timeout) {
             Ok(params) => params,
             Err(error) => {
-                if let Some(path) = &args.json {
-                    let _ = std::fs::remove_file(path);
-                }
+                remove_outputs(args);
                 return Err(error);
             }
         };
@@ -128,7 +143,7 @@ pub(crate) fn run(args: &HttpArgs, command_line: Vec<String>) -> anyhow::Result<
         .map_or(0, |d| d.as_millis());
     let run_start = Instant::now();
 
-    let (legit_tally, attack_tallies) = thread::scope(|s| -> anyhow::Result<_> {
+    let (legit_tally, attack_tallies, seconds) = thread::scope(|s| -> anyhow::Result<_> {
         // === Attackers: all connected (or tried) before the legitimate load starts ===
         let mut attack_handles = Vec::new();
         let attackers = attacker_kinds(args);
@@ -180,7 +195,7 @@ pub(crate) fn run(args: &HttpArgs, command_line: Vec<String>) -> anyhow::Result<
             },
         };
         // Scoped inside, so the workers may borrow `plan`.
-        let total = thread::scope(|s| -> anyhow::Result<Tally> {
+        let total = thread::scope(|s| -> anyhow::Result<(Tally, Vec<Second>)> {
             let (tx, rx) = mpsc::channel::<Vec<u64>>();
             let mut workers = Vec::new();
             for i in 0..args.connections {
@@ -198,7 +213,7 @@ pub(crate) fn run(args: &HttpArgs, command_line: Vec<String>) -> anyhow::Result<
                 }
             }
             drop(tx);
-            progress(&plan.window, &live, &rx, rss.as_ref());
+            let seconds = progress(&plan.window, &live, &rx, rss.as_ref());
             let mut total = Tally::new();
             for h in workers {
                 let t = h
@@ -206,11 +221,11 @@ pub(crate) fn run(args: &HttpArgs, command_line: Vec<String>) -> anyhow::Result<
                     .map_err(|_| anyhow::anyhow!("a connection thread panicked"))?;
                 total.merge(t).context("merging histograms")?;
             }
-            Ok(total)
+            Ok((total, seconds))
         });
         // Whatever happened to the legitimate load, the attackers stop now.
         live.stop.store(true, Ordering::Relaxed);
-        let total = total?;
+        let (total, seconds) = total?;
         let mut kinds: attack::Tallies = Kind::ALL
             .iter()
             .map(|k| (*k, attack::KindTally::new()))
@@ -228,7 +243,7 @@ pub(crate) fn run(args: &HttpArgs, command_line: Vec<String>) -> anyhow::Result<
                 Err(_) => bail!("an attack thread panicked"),
             }
         }
-        Ok((total, kinds))
+        Ok((total, kinds, seconds))
     })?;
     let elapsed = run_start.elapsed();
     let server_rss = rss.map(RssSampler::finish);
@@ -276,6 +291,9 @@ pub(crate) fn run(args: &HttpArgs, command_line: Vec<String>) -> anyhow::Result<
             .and_then(|()| out.flush())
             .with_context(|| format!("writing --json {}", path.display()))?;
     }
+    if let (Some(file), Some(path)) = (html_file, &args.html) {
+        write_html(file, path, &report, &seconds)?;
+    }
     if report.legit.ok == 0 {
         bail!(
             "no legitimate request succeeded ({} failed)",
@@ -283,6 +301,26 @@ pub(crate) fn run(args: &HttpArgs, command_line: Vec<String>) -> anyhow::Result<
         );
     }
     Ok(())
+}
+
+/// Writes the `--html` page into the file created before the run.
+fn write_html(
+    file: File,
+    path: &Path,
+    report: &HttpReport,
+    seconds: &[Second],
+) -> anyhow::Result<()> {
+    let mut out = BufWriter::new(file);
+    out.write_all(timeline::page(report, seconds).as_bytes())
+        .and_then(|()| out.flush())
+        .with_context(|| format!("writing --html {}", path.display()))
+}
+
+/// Removes the report files created before a run that did not happen.
+fn remove_outputs(args: &HttpArgs) {
+    for path in [&args.json, &args.html].into_iter().flatten() {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Every attacker, kinds interleaved so each thread gets its share of each.
@@ -374,9 +412,16 @@ fn check_slow_read_path(endpoint: &Endpoint, host: &str, path: &str, timeout: Du
     }
 }
 
-/// A progress line on stderr every second until every worker has ended.
-fn progress(window: &Window, live: &Live, rx: &mpsc::Receiver<Vec<u64>>, rss: Option<&RssSampler>) {
+/// A progress line on stderr every second until every worker has ended; returns the measured
+/// window second by second (see [`timeline`]).
+fn progress(
+    window: &Window,
+    live: &Live,
+    rx: &mpsc::Receiver<Vec<u64>>,
+    rss: Option<&RssSampler>,
+) -> Vec<Second> {
     let mut hist = new_histogram();
+    let mut timeline = Timeline::new();
     let mut next_tick = window.start + Duration::from_secs(1);
     let mut last_ok = 0;
     loop {
@@ -385,6 +430,7 @@ fn progress(window: &Window, live: &Live, rx: &mpsc::Receiver<Vec<u64>>, rss: Op
             Ok(batch) => {
                 for v in batch {
                     record(&mut hist, v);
+                    timeline.record(v);
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -394,8 +440,13 @@ fn progress(window: &Window, live: &Live, rx: &mpsc::Receiver<Vec<u64>>, rss: Op
         if now < next_tick {
             continue;
         }
+        let tick = next_tick;
         next_tick += Duration::from_secs(1);
         let ok = live.ok.load(Ordering::Relaxed);
+        let failed = live.failed.load(Ordering::Relaxed);
+        if tick > window.warm {
+            timeline.tick((tick - window.warm).as_secs_f64(), ok, failed);
+        }
         let phase = if now < window.warm {
             "warm-up"
         } else {
@@ -415,7 +466,7 @@ fn progress(window: &Window, live: &Live, rx: &mpsc::Receiver<Vec<u64>>, rss: Op
             now.saturating_duration_since(window.start).as_secs_f64(),
             live.sent.load(Ordering::Relaxed),
             ok.saturating_sub(last_ok),
-            live.failed.load(Ordering::Relaxed),
+            failed,
             live.attackers_alive.load(Ordering::Relaxed),
         );
         if let Some(kib) = rss.and_then(RssSampler::current_kib) {
@@ -424,6 +475,13 @@ fn progress(window: &Window, live: &Live, rx: &mpsc::Receiver<Vec<u64>>, rss: Op
         eprintln!("{line}");
         last_ok = ok;
     }
+    timeline.finish(
+        Instant::now()
+            .saturating_duration_since(window.warm)
+            .as_secs_f64(),
+        live.ok.load(Ordering::Relaxed),
+        live.failed.load(Ordering::Relaxed),
+    )
 }
 
 /// Turns the probe's failure into an error that says what to check.
@@ -506,6 +564,7 @@ mod tests {
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         std::fs::write(&ca, cert.cert.pem()).unwrap();
         let json = dir.path().join("r.json");
+        let html = dir.path().join("r.html");
         let cli = Cli::try_parse_from([
             "rampart-loadgen",
             "http",
@@ -515,9 +574,11 @@ mod tests {
             ca.to_str().unwrap(),
             "--json",
             json.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
         ])
         .unwrap();
-        let Command::Http(a) = cli.command else {
+        let Command::Http(mut a) = cli.command else {
             panic!("not http");
         };
         let err = format!("{:#}", run(&a, Vec::new()).unwrap_err());
@@ -527,5 +588,29 @@ mod tests {
         );
         // No empty report left behind.
         assert!(!json.exists());
+        assert!(!html.exists());
+
+        // An --html file that cannot be created fails before any request, and takes the
+        // --json file it created with it.
+        a.html = Some(dir.path().join("no-such-dir").join("r.html"));
+        let err = format!("{:#}", run(&a, Vec::new()).unwrap_err());
+        assert!(err.contains("cannot create --html"), "{err}");
+        assert!(!json.exists());
+    }
+
+    #[test]
+    fn html_page_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.html");
+        let mut t = Timeline::new();
+        t.record(900);
+        t.tick(1.0, 100, 0);
+        let seconds = t.finish(1.0, 100, 0);
+        let report = report::tests::sample();
+        write_html(File::create(&path).unwrap(), &path, &report, &seconds).unwrap();
+        let doc = std::fs::read_to_string(&path).unwrap();
+        assert!(doc.starts_with("<!DOCTYPE html>") && doc.ends_with("</html>\n"));
+        assert_eq!(doc.matches("<svg").count(), 2);
+        assert!(doc.contains(&report.table().lines().next().unwrap().replace('>', "&gt;")));
     }
 }

@@ -297,7 +297,7 @@ impl HttpReport {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::http::legit::record;
 
