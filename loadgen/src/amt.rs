@@ -99,8 +99,6 @@ pub struct Device {
     pub wsman_served: u32,
     /// WS-MAN requests answered with a 401 challenge, over every channel.
     pub wsman_challenged: u32,
-    /// The most channels the server held open at once.
-    pub max_open_channels: usize,
     /// The simulated AMT's state, shared by its WS-MAN channels.
     amt_state: AmtState,
 }
@@ -138,7 +136,6 @@ impl Device {
             amt: None,
             wsman_served: 0,
             wsman_challenged: 0,
-            max_open_channels: 0,
             amt_state: AmtState::default(),
         })
     }
@@ -148,17 +145,6 @@ impl Device {
     pub fn with_wsman(mut self, user: &str, password: &str) -> Self {
         self.amt = Some((user.to_string(), password.to_string()));
         self
-    }
-
-    /// The redirection service of the channel the server opened as `id` (our id), if it is
-    /// one and still open.
-    pub fn redirection(&self, id: u32) -> Option<&crate::amt_redir::RedirResponder> {
-        self.channels.get(&id).and_then(|c| c.redir.as_ref())
-    }
-
-    /// Our ids of the channels open now.
-    pub fn open_channels(&self) -> Vec<u32> {
-        self.channels.keys().copied().collect()
     }
 
     /// The simulated AMT's state (power, redirection, consent, logs), as WS-MAN requests over
@@ -369,7 +355,6 @@ impl Device {
                         ..Channel::default()
                     },
                 );
-                self.max_open_channels = self.max_open_channels.max(self.channels.len());
                 self.send(&Message::ChannelOpenConfirmation {
                     recipient: sender,
                     sender: id,

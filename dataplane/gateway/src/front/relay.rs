@@ -152,11 +152,6 @@ pub(super) fn check(c: &HttpConn, head: &RequestHead) -> Result<Accepted, Reply>
     })
 }
 
-/// Why the relay could not start: the answer to send.
-fn refuse(status: u16, reason: &'static str) -> Reply {
-    Reply::error(status, reason)
-}
-
 /// Authorises, opens the channel, answers 101 and relays until either side ends.
 pub(super) async fn take_over(mut c: HttpConn, a: Accepted, head: &RequestHead, start: Instant) {
     match prepare(&c, &a).await {
@@ -176,11 +171,11 @@ pub(super) async fn take_over(mut c: HttpConn, a: Accepted, head: &RequestHead, 
 async fn prepare(c: &HttpConn, a: &Accepted) -> Result<(Control, UnixStream), Reply> {
     let shared = &c.front.shared;
     let (Some(cira), Some(path)) = (&shared.cira, &shared.cfg.relay_socket) else {
-        return Err(refuse(503, "relay_unavailable"));
+        return Err(Reply::error(503, "relay_unavailable"));
     };
     let mut control = Control::connect(path)
         .await
-        .map_err(|_| refuse(503, "relay_unavailable"))?;
+        .map_err(|_| Reply::error(503, "relay_unavailable"))?;
     let answer = control
         .ask(&format!(
             "AUTHORIZE {} {} {} {}\n",
@@ -190,35 +185,37 @@ async fn prepare(c: &HttpConn, a: &Accepted) -> Result<(Control, UnixStream), Re
             c.peer.ip()
         ))
         .await
-        .map_err(|_| refuse(503, "relay_unavailable"))?;
+        .map_err(|_| Reply::error(503, "relay_unavailable"))?;
     match answer.as_str() {
         "OK" => {}
-        "ERR busy" => return Err(refuse(409, "relay_busy")),
-        "ERR no_password" => return Err(refuse(409, "amt_password_missing")),
-        "ERR throttled" => return Err(refuse(429, "relay_throttled")),
-        _ => return Err(refuse(401, "relay_token")),
+        "ERR busy" => return Err(Reply::error(409, "relay_busy")),
+        "ERR no_password" => return Err(Reply::error(409, "amt_password_missing")),
+        "ERR throttled" => return Err(Reply::error(429, "relay_throttled")),
+        _ => return Err(Reply::error(401, "relay_token")),
     }
     let live = cira
         .registry
         .get(&a.guid)
-        .ok_or(refuse(404, "not_connected"))?;
-    let (ours, theirs) = StdUnixStream::pair().map_err(|_| refuse(503, "relay_unavailable"))?;
+        .ok_or(Reply::error(404, "not_connected"))?;
+    let (ours, theirs) =
+        StdUnixStream::pair().map_err(|_| Reply::error(503, "relay_unavailable"))?;
     live.request(ChannelRequest {
         port: a.port,
         sock: theirs,
     })
-    .map_err(|_| refuse(503, "relay_busy"))?;
-    let mut channel = UnixStream::from_std(ours).map_err(|_| refuse(503, "relay_unavailable"))?;
+    .map_err(|_| Reply::error(503, "relay_busy"))?;
+    let mut channel =
+        UnixStream::from_std(ours).map_err(|_| Reply::error(503, "relay_unavailable"))?;
     let line = compio::time::timeout(
         OPEN_TIMEOUT + Duration::from_secs(1),
         read_line(&mut channel),
     )
     .await
-    .map_err(|_| refuse(504, "device_timeout"))?
-    .map_err(|_| refuse(502, "channel_refused"))?;
+    .map_err(|_| Reply::error(504, "device_timeout"))?
+    .map_err(|_| Reply::error(502, "channel_refused"))?;
     if line != "OK" {
         debug!(message = "Relay channel refused.", guid = %a.guid, answer = line);
-        return Err(refuse(502, "channel_refused"));
+        return Err(Reply::error(502, "channel_refused"));
     }
     Ok((control, channel))
 }
