@@ -373,6 +373,11 @@ async fn drive(
             }
         }
         if ended.is_some() || t.session.borrow().state() == State::Closed {
+            // The flush above yielded: input read meanwhile may have closed the session and
+            // queued its DISCONNECT. End only after a pass that had nothing more to send.
+            if sent > 0 {
+                continue;
+            }
             return End::Graceful;
         }
         match t.input_end.borrow_mut().take() {
