@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use rampart_mqtt_proto::{TopicFilter, TopicName};
 
 /// The longest run allowed, whatever the options say.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
@@ -15,19 +16,23 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// The most concurrent workers (one OS thread each).
 pub const MAX_CONNECTIONS: u32 = 1024;
 
-/// The most MQTT subscriber connections of `mqtt-fanout`.
+/// The most MQTT subscriber connections of `mqtt`.
 pub const MAX_SUBSCRIBERS: u32 = 1024;
 
-/// The most MQTT publisher connections of `mqtt-fanout` (one OS thread each).
-pub const MAX_PUBLISHERS: u32 = 64;
+/// The most MQTT publisher connections of `mqtt` (one OS thread each: a thousand cameras at
+/// 10 messages/s each are a thousand mostly sleeping threads).
+pub const MAX_PUBLISHERS: u32 = 1024;
 
-/// The smallest `mqtt-fanout` payload: send time (8 bytes), publisher (2) and sequence (6).
+/// The smallest `mqtt` payload: send time (8 bytes), publisher (2) and sequence (6).
 pub const MIN_PAYLOAD: usize = 16;
 
-/// The largest `mqtt-fanout` payload.
+/// The largest `mqtt` payload.
 pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
 
-/// The longest `mqtt-fanout` warm-up.
+/// The most `--filter` options of `mqtt`.
+pub const MAX_FILTERS: usize = 64;
+
+/// The longest `mqtt` warm-up.
 pub const MAX_WARMUP: Duration = Duration::from_secs(60);
 
 /// `rampart-loadgen`.
@@ -48,9 +53,11 @@ pub struct Cli {
 pub enum Command {
     /// Full TLS handshakes (no resumption): connect, handshake, close_notify, close, repeat.
     Handshake(HandshakeArgs),
-    /// MQTT fan-out: publishers send timestamped messages to topics every subscriber follows;
-    /// measures sent and delivered messages/s, losses and end-to-end latency.
-    MqttFanout(MqttFanoutArgs),
+    /// MQTT load against any broker: publishers send timestamped messages (QoS 0, 1 or 2, at a
+    /// fixed rate or as fast as the broker takes them) that subscribers receive through their
+    /// filters; measures sent and delivered messages/s, losses and end-to-end latency.
+    #[command(alias = "mqtt-fanout")]
+    Mqtt(MqttArgs),
     /// Simulated Intel AMT devices dialling the CIRA port at a given rate, holding their APF
     /// tunnels with keepalives; measures admission latency, tunnels held and the time for all.
     Cira(CiraArgs),
@@ -453,10 +460,10 @@ pub struct HandshakeArgs {
     pub tls: TlsArgs,
 }
 
-/// `mqtt-fanout` mode. Every option has the same meaning against any broker, so one command
-/// line can measure Rampart and a reference broker alike.
+/// `mqtt` mode (also `mqtt-fanout`). Every option has the same meaning against any broker, so
+/// one command line can measure Rampart and a reference broker alike.
 #[derive(Debug, Args)]
-pub struct MqttFanoutArgs {
+pub struct MqttArgs {
     /// Broker `IP:PORT` or `localhost:PORT`; loopback addresses only.
     #[arg(long, value_name = "ADDR", value_parser = parse_loopback_target)]
     pub target: SocketAddr,
@@ -478,15 +485,22 @@ pub struct MqttFanoutArgs {
     pub tls12: bool,
 
     /// MQTT user name of every connection (none by default).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "credentials_file")]
     pub username: Option<String>,
+
+    /// Credentials per connection: a file of `username:password` lines (blank lines and `#`
+    /// comments skipped). Publisher i takes line i, subscriber j line publishers + j, wrapping
+    /// around at the end of the file.
+    #[arg(long, value_name = "FILE")]
+    pub credentials_file: Option<PathBuf>,
 
     /// File holding the MQTT password (one line; a trailing newline is ignored). Secrets are
     /// never taken as arguments.
     #[arg(long, value_name = "FILE", requires = "username")]
     pub password_file: Option<PathBuf>,
 
-    /// Publisher connections, each publishing to its own topic `<prefix>/pub/<i>`.
+    /// Publisher connections (one thread each), publisher i publishing to --topic with `{i}`
+    /// replaced by i.
     #[arg(
         long,
         value_name = "N",
@@ -495,7 +509,8 @@ pub struct MqttFanoutArgs {
     )]
     pub publishers: u32,
 
-    /// Subscriber connections, each subscribed to every publisher's topic.
+    /// Subscriber connections, each subscribed to the --filter options (by default to every
+    /// publisher's topic).
     #[arg(
         long,
         value_name = "N",
@@ -504,12 +519,12 @@ pub struct MqttFanoutArgs {
     )]
     pub subscribers: u32,
 
-    /// QoS of the publications and subscriptions: 0 or 1.
+    /// QoS of the publications and subscriptions: 0, 1 or 2.
     #[arg(
         long,
-        value_name = "0|1",
+        value_name = "0|1|2",
         default_value_t = 0,
-        value_parser = clap::value_parser!(u8).range(0..=1)
+        value_parser = clap::value_parser!(u8).range(0..=2)
     )]
     pub qos: u8,
 
@@ -517,7 +532,20 @@ pub struct MqttFanoutArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 100, value_parser = parse_payload)]
     pub payload: usize,
 
-    /// Messages per second of each publisher; 0 = as fast as the broker takes them.
+    /// The payload from a file, e.g. a real scene update. A JSON object keeps being one: the
+    /// stamp goes in as its first member, `"lg":"<32 hex digits>"`; anything else gets the
+    /// 16-byte binary stamp in front.
+    #[arg(long, value_name = "FILE", conflicts_with = "payload")]
+    pub payload_file: Option<PathBuf>,
+
+    /// Set the RETAIN flag on every publication.
+    #[arg(long)]
+    pub retain: bool,
+
+    /// Messages per second of each publisher, on a fixed schedule (open loop: latency counts
+    /// from each message's scheduled send time, so a publisher held back by the broker shows as
+    /// latency instead of hiding it). 0 = as fast as the broker takes them (closed loop,
+    /// latency from the actual send).
     #[arg(
         long,
         value_name = "MSGS_PER_SEC",
@@ -526,7 +554,7 @@ pub struct MqttFanoutArgs {
     )]
     pub rate: u64,
 
-    /// With --qos 1: unacknowledged publications per publisher (also capped by the broker's
+    /// With --qos 1 or 2: unacknowledged publications per publisher (also capped by the broker's
     /// Receive Maximum in MQTT 5).
     #[arg(
         long,
@@ -552,13 +580,43 @@ pub struct MqttFanoutArgs {
     #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_run_duration)]
     pub duration: Duration,
 
+    /// Instead of --duration: each publisher sends N measured messages (after the warm-up),
+    /// then stops; the run still ends after an hour.
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "duration",
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000)
+    )]
+    pub count: Option<u64>,
+
     /// Publishing before the measured time starts; not counted.
     #[arg(long, value_name = "TIME", default_value = "1s", value_parser = parse_warmup)]
     pub warmup: Duration,
 
-    /// Topic prefix (default `loadgen/<pid>`); publishers use `<prefix>/pub/<i>`.
+    /// New connections per second while setting up (default: all at once, as fast as the
+    /// broker accepts them).
+    #[arg(
+        long,
+        value_name = "PER_SEC",
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub ramp_up: Option<u32>,
+
+    /// Topic prefix (default `loadgen/<pid>`), the default --topic's start.
     #[arg(long, value_name = "TOPIC")]
     pub topic_prefix: Option<String>,
+
+    /// Publisher i's topic: `{i}` is replaced by i (default `<prefix>/pub/{i}`). Without `{i}`
+    /// every publisher publishes to the same topic (fan-in).
+    #[arg(long, value_name = "TEMPLATE")]
+    pub topic: Option<String>,
+
+    /// A filter every subscriber subscribes to (repeat for more; `{prefix}` is replaced by the
+    /// topic prefix). Default: every publisher's topic. A message counts as expected at a
+    /// subscriber if one of its filters matches the publisher's topic.
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
 
     /// MQTT protocol version.
     #[arg(long, value_name = "VERSION", value_enum, default_value_t = MqttVersion::V311)]
@@ -597,10 +655,10 @@ pub enum MqttVersion {
     V5,
 }
 
-impl MqttFanoutArgs {
-    /// Checks what clap cannot: TLS needs a CA, and the topic prefix must be a valid topic name
-    /// without wildcards. Returns the topic prefix to use.
-    pub fn validate(&self) -> Result<String, String> {
+impl MqttArgs {
+    /// Checks what clap cannot: TLS needs a CA; the topic prefix, the topic template and the
+    /// filters must be valid. Returns the topics to use.
+    pub fn validate(&self) -> Result<MqttTopics, String> {
         if self.tls && self.ca.is_none() {
             return Err(
                 "--tls needs --ca FILE (the CA that signed the broker's certificate)".into(),
@@ -621,7 +679,64 @@ impl MqttFanoutArgs {
                  (+, #) and not starting with $"
             ));
         }
-        Ok(prefix)
+        let template = self
+            .topic
+            .clone()
+            .unwrap_or_else(|| format!("{prefix}/pub/{{i}}"));
+        let last = MqttTopics::topic_of(&template, self.publishers.saturating_sub(1));
+        if template.starts_with('$') || TopicName::new(last.as_str()).is_err() {
+            return Err(format!(
+                "--topic `{template}` must make a valid topic name (no wildcards, no NUL, not \
+                 starting with $), e.g. `cameras/{{i}}/data`"
+            ));
+        }
+        if self.filters.len() > MAX_FILTERS {
+            return Err(format!("at most {MAX_FILTERS} --filter options"));
+        }
+        let mut filters = Vec::with_capacity(self.filters.len());
+        for f in &self.filters {
+            let f = f.replace("{prefix}", &prefix);
+            if let Err(e) = TopicFilter::new(f.as_str()) {
+                return Err(format!("--filter `{f}` is not a valid topic filter: {e}"));
+            }
+            filters.push(f);
+        }
+        Ok(MqttTopics {
+            prefix,
+            template,
+            filters,
+        })
+    }
+}
+
+/// The topics of an `mqtt` run, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttTopics {
+    /// `--topic-prefix` (or its default).
+    pub prefix: String,
+    /// `--topic` (or its default): `{i}` stands for the publisher index.
+    pub template: String,
+    /// `--filter`s with `{prefix}` replaced; empty: every publisher's topic.
+    pub filters: Vec<String>,
+}
+
+impl MqttTopics {
+    /// Publisher `i`'s topic under `template`.
+    pub fn topic_of(template: &str, i: u32) -> String {
+        template.replace("{i}", &i.to_string())
+    }
+
+    /// The filters a subscriber subscribes to, for `publishers` publishers.
+    pub fn subscriber_filters(&self, publishers: u32) -> Vec<String> {
+        if self.filters.is_empty() {
+            let mut all: Vec<String> = (0..publishers)
+                .map(|i| Self::topic_of(&self.template, i))
+                .collect();
+            all.dedup();
+            all
+        } else {
+            self.filters.clone()
+        }
     }
 }
 
@@ -766,11 +881,17 @@ mod tests {
         );
     }
 
-    fn fanout(args: &[&str]) -> Result<MqttFanoutArgs, String> {
-        let argv = ["rampart-loadgen", "mqtt-fanout"].iter().chain(args);
+    fn fanout(args: &[&str]) -> Result<MqttArgs, String> {
+        mqtt_as("mqtt-fanout", args)
+    }
+
+    fn mqtt_as(mode: &str, args: &[&str]) -> Result<MqttArgs, String> {
+        let argv = ["rampart-loadgen", mode]
+            .into_iter()
+            .chain(args.iter().copied());
         match Cli::try_parse_from(argv) {
             Ok(Cli {
-                command: Command::MqttFanout(a),
+                command: Command::Mqtt(a),
             }) => Ok(a),
             Ok(other) => Err(format!("parsed as {other:?}")),
             Err(e) => Err(e.to_string()),
@@ -786,7 +907,15 @@ mod tests {
         assert_eq!(a.warmup, Duration::from_secs(1));
         assert_eq!(a.mqtt_version, MqttVersion::V311);
         assert!(!a.tls && a.ca.is_none() && a.username.is_none());
-        assert_eq!(a.validate(), Ok(format!("loadgen/{}", std::process::id())));
+        let prefix = format!("loadgen/{}", std::process::id());
+        let topics = a.validate().unwrap();
+        assert_eq!(topics.prefix, prefix);
+        assert_eq!(topics.template, format!("{prefix}/pub/{{i}}"));
+        assert_eq!(
+            topics.subscriber_filters(2),
+            [format!("{prefix}/pub/0"), format!("{prefix}/pub/1")]
+        );
+        assert!(a.count.is_none() && a.ramp_up.is_none() && !a.retain);
         let a = fanout(&[
             "--target",
             "localhost:8883",
@@ -823,7 +952,67 @@ mod tests {
             (4, 1024, 1, 16)
         );
         assert_eq!(a.mqtt_version, MqttVersion::V5);
-        assert_eq!(a.validate(), Ok("scenescape/loadgen".to_owned()));
+        assert_eq!(a.validate().unwrap().prefix, "scenescape/loadgen");
+    }
+
+    #[test]
+    fn mqtt_general_options() {
+        let a = mqtt_as(
+            "mqtt",
+            &[
+                "--target",
+                "127.0.0.1:1883",
+                "--publishers",
+                "1000",
+                "--qos",
+                "2",
+                "--topic",
+                "scenescape/data/camera/{i}",
+                "--filter",
+                "scenescape/data/camera/+",
+                "--filter",
+                "{prefix}/other/#",
+                "--topic-prefix",
+                "lg",
+                "--count",
+                "500",
+                "--ramp-up",
+                "200",
+                "--retain",
+                "--credentials-file",
+                "creds",
+                "--payload-file",
+                "scene.json",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (a.publishers, a.qos, a.count, a.ramp_up),
+            (1000, 2, Some(500), Some(200))
+        );
+        let topics = a.validate().unwrap();
+        assert_eq!(
+            topics.filters,
+            ["scenescape/data/camera/+", "lg/other/#"].map(String::from)
+        );
+        assert_eq!(
+            MqttTopics::topic_of(&topics.template, 999),
+            "scenescape/data/camera/999"
+        );
+        // One topic for all (fan-in to a single topic): one default filter.
+        let a = mqtt_as(
+            "mqtt",
+            &[
+                "--target",
+                "127.0.0.1:1883",
+                "--publishers",
+                "3",
+                "--topic",
+                "all/cams",
+            ],
+        )
+        .unwrap();
+        assert_eq!(a.validate().unwrap().subscriber_filters(3), ["all/cams"]);
     }
 
     #[test]
@@ -836,8 +1025,16 @@ mod tests {
             (&["--subscribers", "0"], "subscribers"),
             (&["--subscribers", "1025"], "subscribers"),
             (&["--publishers", "0"], "publishers"),
-            (&["--publishers", "65"], "publishers"),
-            (&["--qos", "2"], "qos"),
+            (&["--publishers", "1025"], "publishers"),
+            (&["--qos", "3"], "qos"),
+            (&["--count", "0"], "count"),
+            (&["--count", "5", "--duration", "5s"], "duration"),
+            (&["--ramp-up", "0"], "ramp-up"),
+            (&["--payload", "100", "--payload-file", "f"], "payload"),
+            (
+                &["--username", "u", "--credentials-file", "f"],
+                "credentials-file",
+            ),
             (&["--duration", "0s"], "duration"),
             (&["--duration", "2h"], "duration"),
             (&["--warmup", "2m"], "warmup"),
@@ -861,6 +1058,26 @@ mod tests {
             let a = with(&["--topic-prefix", bad]).unwrap();
             assert!(a.validate().is_err(), "{bad}");
         }
+        for bad in ["a/+/{i}", "cams/#", "$SYS/{i}", ""] {
+            let a = with(&["--topic", bad]).unwrap();
+            let err = a.validate().unwrap_err();
+            assert!(err.contains("--topic"), "{bad}: {err}");
+        }
+        for bad in ["a/#/b", "a+/b", "", "$share//x"] {
+            let a = with(&["--filter", bad]).unwrap();
+            let err = a.validate().unwrap_err();
+            assert!(err.contains("--filter"), "{bad}: {err}");
+        }
+        let many: Vec<&str> = std::iter::repeat_n(["--filter", "a/b"], MAX_FILTERS + 1)
+            .flatten()
+            .collect();
+        assert!(
+            with(&many)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .contains("at most")
+        );
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //!   connect, complete a full TLS handshake (no resumption), send close_notify and close.
 //! - `cira`: N simulated AMT devices dial the CIRA port at a given rate and hold their APF
 //!   tunnels with keepalives; admission latency, tunnels up and alive, time for all.
-//! - `mqtt-fanout`: P publishers publish timestamped messages that S subscribers all receive,
-//!   over plain TCP or TLS, MQTT 3.1.1 or 5.0, QoS 0 or 1; measures sent and delivered
-//!   messages/s, losses, duplicates, reordering and end-to-end latency.
+//! - `mqtt` (alias `mqtt-fanout`): P publishers publish timestamped messages (fixed size or a
+//!   real payload file, optionally retained) that S subscribers receive through their filters,
+//!   over plain TCP or TLS, MQTT 3.1.1 or 5.0, QoS 0, 1 or 2, with one account or one per
+//!   connection, for a duration or a message count, open or closed loop; measures sent and
+//!   delivered messages/s, losses, duplicates, reordering and end-to-end latency.
 //! - `http`: legitimate HTTPS requests on keep-alive connections at a fixed rate (open loop,
 //!   latency from the scheduled send time) while optional slowloris, slow-body and slow-read
 //!   attackers hold connections; measures the legitimate clients' availability and latency, and
@@ -41,7 +43,7 @@ mod cira;
 pub mod cli;
 mod handshake;
 mod http;
-mod mqtt_fanout;
+mod mqtt;
 mod report;
 mod rss;
 mod runner;
@@ -55,7 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .collect();
     match cli.command {
         Command::Handshake(args) => handshake::run(&args, command_line),
-        Command::MqttFanout(args) => mqtt_fanout::run(&args, command_line),
+        Command::Mqtt(args) => mqtt::run(&args, command_line),
         Command::Cira(args) => cira::run(&args, command_line),
         Command::Http(args) => http::run(&args, command_line),
     }

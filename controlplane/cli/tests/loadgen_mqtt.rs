@@ -1,6 +1,8 @@
-//! `rampart-loadgen mqtt-fanout` against a real `rampart up`: plain TCP (the loopback
-//! `plain_listen` listener) and TLS (the MQTT listener with the CA `rampart init` made), QoS 0
-//! and 1, MQTT 3.1.1 and 5.0, as the service account `scenectrl` (readwrite `scenescape/#`).
+//! `rampart-loadgen mqtt` (and its alias `mqtt-fanout`) against a real `rampart up`: plain TCP
+//! (the loopback `plain_listen` listener) and TLS (the MQTT listener with the CA `rampart init`
+//! made), QoS 0, 1 and 2, MQTT 3.1.1 and 5.0, as the service account `scenectrl` (readwrite
+//! `scenescape/#`); filters, message counts, retained messages, a payload file and a
+//! credentials file.
 //!
 //! The load generator is another package's binary, so Cargo gives no `CARGO_BIN_EXE_` for it:
 //! it is taken from the same target directory as this test (`target/<profile>/`), where
@@ -89,6 +91,16 @@ impl Broker {
 
     /// Runs `rampart-loadgen mqtt-fanout` as scenectrl with 10 subscribers for 2 s.
     fn fanout(&self, tls: bool, password_file: &Path, extra: &[&str]) -> (Output, PathBuf) {
+        let mut args = vec!["--username", &self.user, "--password-file"];
+        let password_file = password_file.to_str().unwrap();
+        args.push(password_file);
+        args.extend_from_slice(&["--duration", "2s"]);
+        args.extend_from_slice(extra);
+        self.loadgen("mqtt-fanout", tls, &args)
+    }
+
+    /// Runs `rampart-loadgen <mode>` with 10 subscribers under `scenescape/loadgen`.
+    fn loadgen(&self, mode: &str, tls: bool, extra: &[&str]) -> (Output, PathBuf) {
         let json = self
             .install
             .dir
@@ -96,20 +108,10 @@ impl Broker {
             .join(format!("fanout-{}.json", free_port()));
         let port = if tls { self.tls() } else { self.plain };
         let mut cmd = Command::new(loadgen());
-        cmd.arg("mqtt-fanout")
+        cmd.arg(mode)
             .args(["--target", &format!("127.0.0.1:{port}")])
-            .args(["--username", &self.user])
-            .arg("--password-file")
-            .arg(password_file)
             .args(["--topic-prefix", "scenescape/loadgen"])
-            .args([
-                "--subscribers",
-                "10",
-                "--duration",
-                "2s",
-                "--warmup",
-                "500ms",
-            ])
+            .args(["--subscribers", "10", "--warmup", "500ms"])
             .arg("--json")
             .arg(&json)
             .args(extra)
@@ -123,13 +125,18 @@ impl Broker {
     /// Like [`Self::fanout`], which must succeed; returns the JSON report.
     fn fanout_ok(&self, tls: bool, extra: &[&str]) -> Value {
         let (out, json) = self.fanout(tls, &self.password_file, extra);
+        self.report(tls, extra, &out, &json)
+    }
+
+    /// The JSON report of a successful run.
+    fn report(&self, tls: bool, extra: &[&str], out: &Output, json: &Path) -> Value {
         assert!(
             out.status.success(),
             "loadgen (tls {tls}, {extra:?}) failed:\n{}\nbroker log:\n{}",
-            text(&out),
+            text(out),
             self.up.log_text()
         );
-        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap())
+        let report: Value = serde_json::from_slice(&std::fs::read(json).unwrap())
             .unwrap_or_else(|e| panic!("the --json report does not parse: {e}"));
         let summary = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(summary.contains("delivered"), "{summary}");
@@ -159,7 +166,7 @@ fn connect_packet(client_id: &str, user: &str, password: &str) -> Vec<u8> {
 }
 
 fn assert_delivered(report: &Value, transport: &str, qos: u64) {
-    assert_eq!(report["mode"], "mqtt-fanout", "{report}");
+    assert_eq!(report["mode"], "mqtt", "{report}");
     assert_eq!(report["transport"], transport, "{report}");
     assert_eq!(report["qos"], qos, "{report}");
     assert_eq!(report["subscribers"], 10, "{report}");
@@ -215,4 +222,145 @@ fn fanout_plain_and_tls() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("refused CONNECT"), "{err}");
     assert!(!json.exists());
+}
+
+#[test]
+fn general_mode_qos2_filters_counts_retained_and_files() {
+    let b = Broker::start();
+    let dir = b.install.dir.path();
+    // Per-connection credentials (one account here; the file format is what is tested: a
+    // comment, a blank line, a password with a colon in it would be kept whole).
+    let password = std::fs::read_to_string(&b.password_file).unwrap();
+    let creds = dir.join("credentials");
+    std::fs::write(
+        &creds,
+        format!("# bench accounts\n\n{}:{password}\n", b.user),
+    )
+    .unwrap();
+    let creds = creds.to_str().unwrap();
+    // A real-looking scene update: stays JSON with the stamp inside.
+    let scene = dir.join("scene.json");
+    std::fs::write(
+        &scene,
+        r#"{"id":"camera1","timestamp":"2026-11-29T12:00:00.000Z","objects":{"person":[{"id":1,"bounding_box":{"x":0.1,"y":0.2,"width":0.3,"height":0.4}}]}}"#,
+    )
+    .unwrap();
+    let scene = scene.to_str().unwrap();
+
+    // QoS 2, 3 publishers on their own topics, one wildcard filter, 200 messages each at
+    // 400/s, connections ramped at 50/s: every message delivered exactly once to all 10.
+    let args = [
+        "--credentials-file",
+        creds,
+        "--payload-file",
+        scene,
+        "--qos",
+        "2",
+        "--publishers",
+        "3",
+        "--topic",
+        "scenescape/loadgen/cam/{i}",
+        "--filter",
+        "{prefix}/cam/+",
+        "--count",
+        "200",
+        "--rate",
+        "400",
+        "--ramp-up",
+        "50",
+        "--mqtt-version",
+        "5",
+    ];
+    let (out, json) = b.loadgen("mqtt", true, &args);
+    let r = b.report(true, &args, &out, &json);
+    assert_eq!(r["mode"], "mqtt", "{r}");
+    assert_eq!(
+        (r["qos"].as_u64(), r["granted_qos"].as_u64()),
+        (Some(2), Some(2)),
+        "{r}"
+    );
+    assert_eq!(r["sent"], 600, "{r}");
+    assert_eq!(r["expected"], 6000, "{r}");
+    assert_eq!(r["delivered"], 6000, "{r}");
+    assert_eq!(
+        (r["lost"].as_u64(), r["duplicates"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    assert_eq!(
+        (r["unacked"].as_u64(), r["errors"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
+    assert_eq!(r["credentials"], 1, "{r}");
+    assert_eq!(r["filters"][0], "scenescape/loadgen/cam/+", "{r}");
+    assert_eq!(r["publishers_matched"], 3, "{r}");
+    assert!(r["payload_bytes"].as_u64().unwrap() > 150, "{r}");
+    // 13 connections at 50/s: the setup took at least a quarter of a second.
+    assert!(r["setup_s"].as_f64().unwrap() >= 0.2, "{r}");
+    // 200 messages at 400/s: the measured window is about half a second, not --duration.
+    let window = r["duration_s"].as_f64().unwrap();
+    assert!((0.3..2.0).contains(&window), "{r}");
+
+    // A filter that matches one publisher of three: only its messages are expected. Retained,
+    // so the next run's subscribers get one stored message per topic when they subscribe.
+    let args = [
+        "--username",
+        &b.user,
+        "--password-file",
+        b.password_file.to_str().unwrap(),
+        "--publishers",
+        "3",
+        "--topic",
+        "scenescape/loadgen/ret/{i}",
+        "--filter",
+        "scenescape/loadgen/ret/1",
+        "--retain",
+        "--count",
+        "50",
+        "--rate",
+        "200",
+    ];
+    let (out, json) = b.loadgen("mqtt", false, &args);
+    let r = b.report(false, &args, &out, &json);
+    assert_eq!(r["publishers_matched"], 1, "{r}");
+    assert_eq!(r["sent"], 150, "{r}");
+    assert_eq!(r["expected"], 500, "{r}");
+    assert_eq!(r["delivered"], 500, "{r}");
+    assert_eq!(r["retained_received"], 0, "{r}");
+    let (out, json) = b.loadgen("mqtt", false, &args);
+    let r = b.report(false, &args, &out, &json);
+    assert_eq!(r["retained_received"], 10, "{r}");
+    assert_eq!(r["delivered"], r["expected"], "{r}");
+
+    // Bad files are clear errors.
+    let bad = dir.join("bad-credentials");
+    std::fs::write(&bad, "no colon here\n").unwrap();
+    let (out, _) = b.loadgen(
+        "mqtt",
+        false,
+        &["--credentials-file", bad.to_str().unwrap()],
+    );
+    let err = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("line 1: expected `username:password`"),
+        "{err}"
+    );
+    assert!(!err.contains("no colon here"), "{err}");
+    let (out, _) = b.loadgen(
+        "mqtt",
+        false,
+        &[
+            "--credentials-file",
+            creds,
+            "--topic",
+            "scenescape/loadgen/a/{i}",
+            "--filter",
+            "scenescape/loadgen/b/#",
+        ],
+    );
+    let err = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("no --filter matches"), "{err}");
 }

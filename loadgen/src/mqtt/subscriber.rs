@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use hdrhistogram::Histogram;
-use rampart_mqtt_proto::{Ack, Packet, Properties, TopicFilter};
+use rampart_mqtt_proto::{Ack, Packet, Properties, QoS, TopicFilter};
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll;
 
@@ -35,6 +35,8 @@ pub(crate) struct SubResult {
     pub(crate) latency_us: Histogram<u64>,
     /// Every PUBLISH received, warm-up included.
     pub(crate) received_total: u64,
+    /// Retained messages delivered at subscription time (RETAIN set); not measured.
+    pub(crate) retained: u64,
     /// Distinct messages received per subscriber with a send time in the measured window.
     pub(crate) delivered: u64,
     pub(crate) duplicates: u64,
@@ -67,6 +69,7 @@ pub(crate) fn run(
     let mut result = SubResult {
         latency_us: new_histogram(),
         received_total: 0,
+        retained: 0,
         delivered: 0,
         duplicates: 0,
         out_of_order: 0,
@@ -75,20 +78,19 @@ pub(crate) fn run(
         errors: BTreeMap::new(),
     };
     let mut scratch = vec![0u8; 256 * 1024];
-    let filters: Vec<TopicFilter> = (0..ctx.publishers)
-        .filter_map(|p| TopicFilter::new(format!("{}/pub/{p}", ctx.prefix)).ok())
-        .collect();
+    let filters: &[TopicFilter] = &ctx.filters;
     let mut subs = Vec::with_capacity(ids.len());
     let mut granted = u8::MAX;
     for id in ids {
         let deadline = Instant::now() + SETUP_TIMEOUT;
         let client_id = format!("{}-s{id}", ctx.client_prefix);
-        let opened = Conn::open(&ctx.settings, &client_id, deadline, &mut scratch).and_then(
-            |(mut conn, _)| {
-                conn.subscribe(&filters, ctx.qos, deadline, &mut scratch)
+        super::ramp_wait(ctx);
+        let settings = ctx.settings_for(ctx.publishers + *id as usize);
+        let opened =
+            Conn::open(&settings, &client_id, deadline, &mut scratch).and_then(|(mut conn, _)| {
+                conn.subscribe(filters, ctx.qos, deadline, &mut scratch)
                     .map(|g| (conn, g))
-            },
-        );
+            });
         match opened {
             Ok((conn, g)) => {
                 granted = granted.min(g);
@@ -177,7 +179,30 @@ pub(crate) fn run(
                 match sub.conn.next_packet() {
                     Ok(Some(Packet::Publish(p))) => {
                         got += 1;
-                        let Some(stamp) = Stamp::read(&p.payload)
+                        if let Some(id) = p.packet_id {
+                            let ack = Ack {
+                                packet_id: id,
+                                reason_code: 0,
+                                properties: Properties::default(),
+                            };
+                            let ack = if p.qos == QoS::ExactlyOnce {
+                                Packet::Pubrec(ack)
+                            } else {
+                                Packet::Puback(ack)
+                            };
+                            if let Err(e) = ack.encode(sub.conn.version(), &mut sub.out) {
+                                break Err(Failure {
+                                    kind: "encode_error",
+                                    detail: e.to_string(),
+                                });
+                            }
+                        }
+                        if p.retain {
+                            // Stored before this subscription: not part of the measurement.
+                            result.retained += 1;
+                            continue;
+                        }
+                        let Some(stamp) = Stamp::read_any(&p.payload)
                             .filter(|s| usize::from(s.publisher) < ctx.publishers)
                         else {
                             super::tally(
@@ -192,19 +217,6 @@ pub(crate) fn run(
                             );
                             continue;
                         };
-                        if let Some(id) = p.packet_id {
-                            let ack = Packet::Puback(Ack {
-                                packet_id: id,
-                                reason_code: 0,
-                                properties: Properties::default(),
-                            });
-                            if let Err(e) = ack.encode(sub.conn.version(), &mut sub.out) {
-                                break Err(Failure {
-                                    kind: "encode_error",
-                                    detail: e.to_string(),
-                                });
-                            }
-                        }
                         let seen = sub.tracks[usize::from(stamp.publisher)].observe(stamp.seq);
                         if stamp.sent_ns >= plan.warm_ns && stamp.sent_ns < plan.end_ns {
                             let us = now.saturating_sub(stamp.sent_ns) / 1_000;
@@ -213,6 +225,19 @@ pub(crate) fn run(
                             if seen != Seen::Duplicate {
                                 result.delivered += 1;
                             }
+                        }
+                    }
+                    Ok(Some(Packet::Pubrel(rel))) => {
+                        let comp = Packet::Pubcomp(Ack {
+                            packet_id: rel.packet_id,
+                            reason_code: 0,
+                            properties: Properties::default(),
+                        });
+                        if let Err(e) = comp.encode(sub.conn.version(), &mut sub.out) {
+                            break Err(Failure {
+                                kind: "encode_error",
+                                detail: e.to_string(),
+                            });
                         }
                     }
                     Ok(Some(Packet::Pingresp)) => {}
@@ -239,6 +264,9 @@ pub(crate) fn run(
             if got > 0 {
                 let base = sub.id * ctx.publishers;
                 for (p, track) in sub.tracks.iter().enumerate() {
+                    if !ctx.expected.get(p).copied().unwrap_or(false) {
+                        continue;
+                    }
                     if let Some(slot) = ctx.shared.progress.get(base + p) {
                         slot.store(track.next(), Ordering::Relaxed);
                     }
@@ -285,12 +313,7 @@ pub(crate) fn run(
             continue;
         };
         let since = *drain_since.get_or_insert_with(Instant::now);
-        let complete = |s: &Sub| {
-            finals
-                .iter()
-                .zip(&s.tracks)
-                .all(|(last, t)| *last == 0 || t.has_reached(last - 1))
-        };
+        let complete = |s: &Sub| has_all(&finals, &ctx.expected, &s.tracks);
         if subs.iter().filter(|s| s.alive).all(complete)
             || last_data.max(since).elapsed() >= QUIET
             || since.elapsed() >= DRAIN_MAX
@@ -298,12 +321,7 @@ pub(crate) fn run(
             if let Some(finals) = ctx.shared.final_seqs() {
                 result.incomplete = subs
                     .iter()
-                    .filter(|s| {
-                        !finals
-                            .iter()
-                            .zip(&s.tracks)
-                            .all(|(last, t)| *last == 0 || t.has_reached(last - 1))
-                    })
+                    .filter(|s| !has_all(&finals, &ctx.expected, &s.tracks))
                     .count()
                     .try_into()
                     .unwrap_or(u32::MAX);
@@ -328,6 +346,16 @@ pub(crate) fn run(
         }
     }
     result
+}
+
+/// Whether a subscriber has every expected publisher's last message (`finals`: how many each
+/// publisher sent).
+fn has_all(finals: &[u64], expected: &[bool], tracks: &[SeqTrack]) -> bool {
+    finals
+        .iter()
+        .zip(expected)
+        .zip(tracks)
+        .all(|((last, e), t)| !*e || *last == 0 || t.has_reached(last - 1))
 }
 
 fn setup_epoll(subs: &[Sub]) -> io::Result<rustix::fd::OwnedFd> {

@@ -1,4 +1,4 @@
-//! The `mqtt-fanout` report: the arithmetic, the table on stdout and the JSON document.
+//! The `mqtt` report: the arithmetic, the table on stdout and the JSON document.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,7 +19,7 @@ pub(crate) struct Figures {
     /// Messages published with a send time in the measured window.
     pub(crate) sent: u64,
     pub(crate) sent_per_s: f64,
-    /// `sent × subscribers`: what a lossless broker delivers.
+    /// What a lossless broker delivers: sent × the subscribers whose filters match.
     pub(crate) expected: u64,
     /// Distinct deliveries of those messages (duplicates not counted).
     pub(crate) delivered: u64,
@@ -29,8 +29,8 @@ pub(crate) struct Figures {
 }
 
 impl Figures {
-    pub(crate) fn compute(sent: u64, subscribers: u64, delivered: u64, window_s: f64) -> Self {
-        let expected = sent.saturating_mul(subscribers);
+    /// `expected` deliveries of `sent` messages (filters decide who expects what).
+    pub(crate) fn with_expected(sent: u64, expected: u64, delivered: u64, window_s: f64) -> Self {
         let lost = expected.saturating_sub(delivered);
         let window_s = window_s.max(1e-9);
         Self {
@@ -120,6 +120,21 @@ pub(crate) struct FanoutReport {
     /// Most messages a publisher ran ahead of its slowest subscriber; 0 = no limit.
     pub(crate) max_ahead: u64,
     pub(crate) topic_prefix: String,
+    /// Publisher i's topic, `{i}` standing for i.
+    pub(crate) topic: String,
+    /// What every subscriber subscribed to.
+    pub(crate) filters: Vec<String>,
+    /// Publishers whose topic the filters match (their messages are expected).
+    pub(crate) publishers_matched: u32,
+    pub(crate) retain: bool,
+    /// `--count`: measured messages per publisher (the window is then measured, not set).
+    pub(crate) count: Option<u64>,
+    /// `--ramp-up`: connections opened per second during the setup.
+    pub(crate) ramp_up_per_s: Option<u32>,
+    /// `--payload-file`, if the payload came from one.
+    pub(crate) payload_file: Option<String>,
+    /// `--credentials-file` entries, if given (the credentials themselves are never reported).
+    pub(crate) credentials: Option<usize>,
     pub(crate) setup_s: f64,
     pub(crate) warmup_s: f64,
     /// The measured window.
@@ -131,6 +146,8 @@ pub(crate) struct FanoutReport {
     pub(crate) sent_total: u64,
     /// PUBLISH packets received by all subscribers, warm-up and duplicates included.
     pub(crate) received_total: u64,
+    /// Retained messages delivered at subscription time (RETAIN set), not measured.
+    pub(crate) retained_received: u64,
     #[serde(flatten)]
     pub(crate) figures: Figures,
     pub(crate) duplicates: u64,
@@ -160,8 +177,11 @@ impl FanoutReport {
         };
         let _ = writeln!(
             out,
-            "rampart-loadgen mqtt-fanout -> {} ({transport}, MQTT {}, QoS {})",
-            self.target, self.mqtt_version, self.qos
+            "rampart-loadgen mqtt -> {} ({transport}, MQTT {}, QoS {}{})",
+            self.target,
+            self.mqtt_version,
+            self.qos,
+            if self.retain { ", retained" } else { "" }
         );
         let rate = match self.rate_per_publisher {
             0 => "unlimited".to_owned(),
@@ -181,7 +201,43 @@ impl FanoutReport {
             "  {:<18} {} ({} reader threads)",
             "subscribers", self.subscribers, self.subscriber_threads
         );
-        let _ = writeln!(out, "  {:<18} {} B", "payload", self.payload_bytes);
+        let _ = writeln!(
+            out,
+            "  {:<18} {} -> {} ({} of {} publishers matched)",
+            "topics",
+            self.topic,
+            self.filters.join(" "),
+            self.publishers_matched,
+            self.publishers
+        );
+        match &self.payload_file {
+            Some(file) => {
+                let _ = writeln!(
+                    out,
+                    "  {:<18} {} B from {file}",
+                    "payload", self.payload_bytes
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  {:<18} {} B", "payload", self.payload_bytes);
+            }
+        }
+        if let Some(n) = self.credentials {
+            let _ = writeln!(out, "  {:<18} {n} from the credentials file", "accounts");
+        }
+        if let Some(r) = self.ramp_up_per_s {
+            let _ = writeln!(out, "  {:<18} {r} connections/s", "ramp-up");
+        }
+        if let Some(c) = self.count {
+            let _ = writeln!(out, "  {:<18} {c} measured messages per publisher", "count");
+        }
+        if self.retained_received > 0 {
+            let _ = writeln!(
+                out,
+                "  {:<18} {} retained messages at subscription (not measured)",
+                "retained", self.retained_received
+            );
+        }
         if let Some(g) = self.granted_qos
             && g != self.qos
         {
@@ -266,17 +322,17 @@ mod tests {
 
     #[test]
     fn figures() {
-        let f = Figures::compute(1000, 10, 9_990, 2.0);
+        let f = Figures::with_expected(1000, 10_000, 9_990, 2.0);
         assert_eq!(f.expected, 10_000);
         assert_eq!(f.lost, 10);
         assert!((f.lost_pct - 0.1).abs() < 1e-9);
         assert!((f.sent_per_s - 500.0).abs() < 1e-9);
         assert!((f.delivered_per_s - 4995.0).abs() < 1e-9);
         // Nothing sent: nothing lost, no division by zero.
-        let none = Figures::compute(0, 100, 0, 10.0);
+        let none = Figures::with_expected(0, 0, 0, 10.0);
         assert_eq!((none.expected, none.lost, none.lost_pct), (0, 0, 0.0));
         // More delivered than expected (cannot happen, but must not underflow).
-        assert_eq!(Figures::compute(1, 1, 2, 1.0).lost, 0);
+        assert_eq!(Figures::with_expected(1, 1, 2, 1.0).lost, 0);
     }
 
     #[test]
@@ -309,8 +365,8 @@ mod tests {
         FanoutReport {
             tool: "rampart-loadgen",
             version: "0",
-            mode: "mqtt-fanout",
-            command_line: vec!["rampart-loadgen".into(), "mqtt-fanout".into()],
+            mode: "mqtt",
+            command_line: vec!["rampart-loadgen".into(), "mqtt".into()],
             target: "127.0.0.1:1883".parse().unwrap(),
             transport: "tcp",
             server_name: None,
@@ -327,6 +383,14 @@ mod tests {
             inflight: Some(64),
             max_ahead: 1000,
             topic_prefix: "loadgen/1".into(),
+            topic: "loadgen/1/pub/{i}".into(),
+            filters: vec!["loadgen/1/pub/+".into()],
+            publishers_matched: 1,
+            retain: false,
+            count: None,
+            ramp_up_per_s: None,
+            payload_file: None,
+            credentials: Some(3),
             setup_s: 0.1,
             warmup_s: 1.0,
             duration_s: 2.0,
@@ -334,7 +398,8 @@ mod tests {
             started_unix_ms: 1,
             sent_total: 1500,
             received_total: 15_000,
-            figures: Figures::compute(1000, 10, 10_000, 2.0),
+            retained_received: 0,
+            figures: Figures::with_expected(1000, 10_000, 10_000, 2.0),
             duplicates: 0,
             out_of_order: 0,
             subscribers_incomplete: 0,
@@ -384,5 +449,13 @@ mod tests {
         assert!(t.contains("lost               0 (0.000 %)"), "{t}");
         assert!(t.contains("in-flight window   64 per publisher"), "{t}");
         assert!(!t.contains("anomalies"), "{t}");
+        assert!(
+            t.contains("topics             loadgen/1/pub/{i} -> loadgen/1/pub/+ (1 of 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("accounts           3 from the credentials file"),
+            "{t}"
+        );
     }
 }

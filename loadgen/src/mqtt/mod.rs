@@ -1,5 +1,6 @@
-//! `mqtt-fanout` mode: P publishers each publish timestamped messages to their own topic, and S
-//! subscribers each subscribe to every publisher's topic, so every message is delivered S times.
+//! `mqtt` mode (alias `mqtt-fanout`): P publishers publish timestamped messages to their topics
+//! (`--topic`, by default one each), and S subscribers subscribe to `--filter` (by default every
+//! publisher's topic). A message is expected at every subscriber whose filters match its topic.
 //!
 //! A run goes: one probe connection (a wrong port, CA, name or password is one clear error);
 //! every connection opened and subscribed (all SUBACKs in) before anything is published; a
@@ -9,8 +10,12 @@
 //!
 //! A message counts when its *send time* falls in the measured window: the publisher counts it
 //! as sent, each subscriber that receives it (once) counts a delivery and a latency sample
-//! (receive time minus send time, on one monotonic clock shared by the whole process). So
-//! expected deliveries are sent × subscribers, and lost ones are expected minus delivered.
+//! (receive time minus send time, on one monotonic clock shared by the whole process). With
+//! `--rate` the send time is the message's scheduled time (open loop: a publisher the broker
+//! holds back shows as latency, not as fewer samples; coordinated omission corrected); without
+//! it, the time it was written. Expected deliveries are the sum over publishers of sent ×
+//! matching subscribers, and lost ones are expected minus delivered. Retained messages a
+//! subscriber gets when it subscribes (RETAIN set on delivery) are counted apart, not measured.
 //!
 //! Threads: one per publisher (blocking socket, batched writes) and `--subscriber-threads`
 //! readers, each watching its share of the subscriber sockets with epoll and decoding every
@@ -35,16 +40,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use rampart_mqtt_proto::{QoS, Version};
+use rampart_mqtt_proto::{QoS, TopicFilter, TopicName, Version};
 use rustls::pki_types::ServerName;
 
-use crate::cli::{MqttFanoutArgs, MqttVersion};
+use crate::cli::{MqttArgs, MqttTopics, MqttVersion};
 use crate::report::{Latency, Report, fmt_us};
 use crate::rss::RssSampler;
 use crate::runner::{ErrorTally, Failure};
 use conn::{Conn, Settings};
 use summary::{CpuTimes, FanoutReport, Figures};
-use track::now_ns;
+use track::{Payload, now_ns};
 
 /// Limit of each connection's setup (TCP, TLS, CONNECT/CONNACK, SUBSCRIBE/SUBACK).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,18 +61,75 @@ const SETUP_ALL_TIMEOUT: Duration = Duration::from_secs(180);
 #[derive(Debug)]
 pub(crate) struct Ctx {
     settings: Settings,
-    /// Topic prefix: publisher `i` publishes to `<prefix>/pub/<i>`.
-    prefix: String,
+    /// `--credentials-file`: connection k (publishers first, then subscribers) uses entry
+    /// k mod len; empty: `settings`' own.
+    credentials: Vec<(String, Bytes)>,
+    /// Publisher i's topic.
+    topics: Vec<String>,
+    /// What every subscriber subscribes to.
+    filters: Vec<TopicFilter>,
+    /// Per publisher: whether the filters match its topic (its messages are expected).
+    expected: Vec<bool>,
     /// Client identifiers are `<client_prefix>-p<i>` and `<client_prefix>-s<i>`.
     client_prefix: String,
     publishers: usize,
     qos: QoS,
-    payload: usize,
+    retain: bool,
+    payload: Payload,
     rate: u64,
+    /// `--count`: measured messages per publisher.
+    count: Option<u64>,
+    /// `--ramp-up`: connections opened per second during setup.
+    ramp: Option<Ramp>,
     inflight: u16,
     /// `--max-ahead`; 0 = no limit.
     max_ahead: u64,
     shared: Shared,
+}
+
+impl Ctx {
+    /// The connection settings of connection `k` (publishers first, then subscribers): its own
+    /// credentials from `--credentials-file`, if given.
+    fn settings_for(&self, k: usize) -> Settings {
+        let mut s = self.settings.clone();
+        if let Some((user, password)) = self.credentials.get(k % self.credentials.len().max(1)) {
+            s.username = Some(user.clone());
+            s.password = Some(password.clone());
+        }
+        s
+    }
+}
+
+/// `--ramp-up`: connection k may start `k / rate` seconds after the setup began.
+#[derive(Debug)]
+pub(crate) struct Ramp {
+    start: Instant,
+    per_sec: u32,
+    next: AtomicU64,
+}
+
+impl Ramp {
+    fn new(per_sec: u32) -> Self {
+        Self {
+            start: Instant::now(),
+            per_sec: per_sec.max(1),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits for this connection's turn.
+    fn wait(&self) {
+        let k = self.next.fetch_add(1, Ordering::Relaxed);
+        let at = self.start + Duration::from_secs_f64(k as f64 / f64::from(self.per_sec));
+        thread::sleep(at.saturating_duration_since(Instant::now()));
+    }
+}
+
+/// Waits for a connection's turn under `--ramp-up`, if given.
+pub(crate) fn ramp_wait(ctx: &Ctx) {
+    if let Some(r) = &ctx.ramp {
+        r.wait();
+    }
 }
 
 /// Counters for the progress line, and the end-of-run signals between threads.
@@ -79,6 +141,8 @@ pub(crate) struct Shared {
     /// Per publisher: how many messages it sent in all, once it has stopped.
     final_seq: Vec<AtomicU64>,
     publishers_done: AtomicUsize,
+    /// The latest send time of a measured message (for `--count`'s measured window).
+    last_measured_ns: AtomicU64,
     subscriber_threads_running: AtomicUsize,
     abort: AtomicBool,
     /// `[subscriber * publishers + publisher]`: one more than the highest sequence number that
@@ -145,8 +209,30 @@ pub(crate) enum Ready {
 }
 
 /// Runs the mode and prints the summary.
-pub(crate) fn run(args: &MqttFanoutArgs, command_line: Vec<String>) -> anyhow::Result<()> {
-    let prefix = args.validate().map_err(anyhow::Error::msg)?;
+pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<()> {
+    let topics = args.validate().map_err(anyhow::Error::msg)?;
+    let credentials = args
+        .credentials_file
+        .as_deref()
+        .map(read_credentials)
+        .transpose()?
+        .unwrap_or_default();
+    let payload = match &args.payload_file {
+        Some(path) => {
+            let content = std::fs::read(path)
+                .with_context(|| format!("cannot read --payload-file {}", path.display()))?;
+            let payload = Payload::around(&content);
+            if payload.len() > crate::cli::MAX_PAYLOAD {
+                bail!(
+                    "--payload-file {} is larger than {} bytes",
+                    path.display(),
+                    crate::cli::MAX_PAYLOAD
+                );
+            }
+            payload
+        }
+        None => Payload::filler(args.payload),
+    };
     let _ = now_ns(); // starts the clock
     let version = match args.mqtt_version {
         MqttVersion::V311 => Version::V311,
@@ -188,6 +274,14 @@ pub(crate) fn run(args: &MqttFanoutArgs, command_line: Vec<String>) -> anyhow::R
         username: args.username.clone(),
         password,
     };
+    let probe_settings = match credentials.first() {
+        Some((user, password)) => Settings {
+            username: Some(user.clone()),
+            password: Some(password.clone()),
+            ..settings.clone()
+        },
+        None => settings.clone(),
+    };
     let rss = args.sample_rss_pid.map(RssSampler::start).transpose()?;
     let json_file = args
         .json
@@ -206,7 +300,7 @@ pub(crate) fn run(args: &MqttFanoutArgs, command_line: Vec<String>) -> anyhow::R
     // One connection first, so a wrong port, CA, name or password is one clear error.
     let mut scratch = vec![0u8; 64 * 1024];
     let probe = Conn::open(
-        &settings,
+        &probe_settings,
         &format!("{client_prefix}-probe"),
         Instant::now() + SETUP_TIMEOUT,
         &mut scratch,
@@ -224,18 +318,45 @@ pub(crate) fn run(args: &MqttFanoutArgs, command_line: Vec<String>) -> anyhow::R
     };
 
     let sub_threads = args.subscriber_threads.min(args.subscribers) as usize;
+    let publisher_topics: Vec<String> = (0..args.publishers)
+        .map(|i| MqttTopics::topic_of(&topics.template, i))
+        .collect();
+    let filters: Vec<TopicFilter> = topics
+        .subscriber_filters(args.publishers)
+        .into_iter()
+        .filter_map(|f| TopicFilter::new(f).ok())
+        .collect();
+    let expected: Vec<bool> = publisher_topics
+        .iter()
+        .map(|t| {
+            TopicName::new(t.as_str()).is_ok_and(|name| filters.iter().any(|f| f.matches(&name)))
+        })
+        .collect();
+    if !expected.iter().any(|e| *e) {
+        bail!(
+            "no --filter matches any publisher's topic (e.g. `{}`): the subscribers would \
+             receive nothing",
+            publisher_topics.first().map_or("", String::as_str)
+        );
+    }
     let ctx = Arc::new(Ctx {
         settings,
-        prefix: prefix.clone(),
+        credentials,
+        topics: publisher_topics,
+        filters,
+        expected: expected.clone(),
         client_prefix,
         publishers: args.publishers as usize,
-        qos: if args.qos == 1 {
-            QoS::AtLeastOnce
-        } else {
-            QoS::AtMostOnce
+        qos: match args.qos {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            _ => QoS::ExactlyOnce,
         },
-        payload: args.payload,
+        retain: args.retain,
+        payload,
         rate: args.rate,
+        count: args.count,
+        ramp: args.ramp_up.map(Ramp::new),
         inflight: args.inflight,
         max_ahead: args.max_ahead,
         shared: Shared {
@@ -244,10 +365,13 @@ pub(crate) fn run(args: &MqttFanoutArgs, command_line: Vec<String>) -> anyhow::R
             errors: AtomicU64::new(0),
             final_seq: (0..args.publishers).map(|_| AtomicU64::new(0)).collect(),
             publishers_done: AtomicUsize::new(0),
+            last_measured_ns: AtomicU64::new(0),
             subscriber_threads_running: AtomicUsize::new(sub_threads),
             abort: AtomicBool::new(false),
-            progress: (0..args.subscribers * args.publishers)
-                .map(|_| AtomicU64::new(0))
+            // A publisher no filter matches never holds anyone back (`--max-ahead`).
+            progress: (0..args.subscribers)
+                .flat_map(|_| expected.iter())
+                .map(|e| AtomicU64::new(if *e { 0 } else { u64::MAX }))
                 .collect(),
         },
     });
@@ -288,7 +412,7 @@ pub(crate) fn run(args: &MqttFanoutArgs, command_line: Vec<String>) -> anyhow::R
         if spawn_error.is_some() {
             break;
         }
-        // p < MAX_PUBLISHERS (64), so it fits the stamp's 16 bits.
+        // p < MAX_PUBLISHERS (1024), so it fits the stamp's 16 bits.
         let index = u16::try_from(p).unwrap_or(u16::MAX);
         let (go_tx, go_rx) = mpsc::channel::<Plan>();
         go.push(go_tx);
@@ -360,10 +484,16 @@ pub(crate) fn run(args: &MqttFanoutArgs, command_line: Vec<String>) -> anyhow::R
         .map_or(0, |d| d.as_millis());
     let run_start = Instant::now();
     let start_ns = now_ns() + 20_000_000;
+    // With --count the publishers stop by themselves; the hour is the run's outer limit.
+    let window = if args.count.is_some() {
+        crate::cli::MAX_DURATION
+    } else {
+        args.duration
+    };
     let plan = Plan {
         start_ns,
         warm_ns: start_ns + nanos(args.warmup),
-        end_ns: start_ns + nanos(args.warmup) + nanos(args.duration),
+        end_ns: start_ns + nanos(args.warmup) + nanos(window),
     };
     for tx in &go {
         let _ = tx.send(plan);
@@ -403,7 +533,9 @@ pub(crate) fn run(args: &MqttFanoutArgs, command_line: Vec<String>) -> anyhow::R
     };
     let (mut delivered, mut received_total, mut duplicates, mut out_of_order) = (0, 0, 0, 0);
     let (mut incomplete, mut failed) = (0, 0);
+    let mut subs_retained = Vec::new();
     for s in subs {
+        subs_retained.push(s.retained);
         latency.add(&s.latency_us).context("merging histograms")?;
         delivered += s.delivered;
         received_total += s.received_total;
@@ -413,28 +545,39 @@ pub(crate) fn run(args: &MqttFanoutArgs, command_line: Vec<String>) -> anyhow::R
         failed += s.failed;
         merge_errors(s.errors);
     }
-    let (mut sent, mut sent_total, mut unacked) = (0, 0, 0);
+    let (mut sent, mut sent_total, mut unacked, mut expected_deliveries) = (0, 0, 0, 0u64);
+    let mut retained_received = 0;
     let mut inflight = None;
-    for p in pubs {
+    for s in &subs_retained {
+        retained_received += s;
+    }
+    for (i, p) in pubs.into_iter().enumerate() {
         sent += p.sent_measured;
         sent_total += p.sent_total;
         unacked += p.unacked;
-        if ctx.qos == QoS::AtLeastOnce {
+        if expected.get(i).copied().unwrap_or(false) {
+            expected_deliveries = expected_deliveries
+                .saturating_add(p.sent_measured.saturating_mul(u64::from(args.subscribers)));
+        }
+        if ctx.qos != QoS::AtMostOnce {
             inflight = Some(inflight.map_or(p.inflight, |i: u16| i.min(p.inflight)));
         }
         merge_errors(p.errors);
     }
-    let figures = Figures::compute(
-        sent,
-        u64::from(args.subscribers),
-        delivered,
-        args.duration.as_secs_f64(),
-    );
+    // The measured window: --duration, or with --count from the warm-up's end to the last
+    // measured send.
+    let window_s = if args.count.is_some() {
+        let last = ctx.shared.last_measured_ns.load(Ordering::Relaxed);
+        last.saturating_sub(plan.warm_ns) as f64 / 1e9
+    } else {
+        args.duration.as_secs_f64()
+    };
+    let figures = Figures::with_expected(sent, expected_deliveries, delivered, window_s);
     let error_count = errors.values().map(|t| t.count).sum();
     let report = FanoutReport {
         tool: "rampart-loadgen",
         version: env!("CARGO_PKG_VERSION"),
-        mode: "mqtt-fanout",
+        mode: "mqtt",
         command_line,
         target: args.target,
         transport: if args.tls { "tls" } else { "tcp" },
@@ -450,18 +593,31 @@ pub(crate) fn run(args: &MqttFanoutArgs, command_line: Vec<String>) -> anyhow::R
         publishers: args.publishers,
         subscribers: args.subscribers,
         subscriber_threads: sub_threads,
-        payload_bytes: args.payload,
+        payload_bytes: ctx.payload.len(),
         rate_per_publisher: args.rate,
         inflight,
         max_ahead: args.max_ahead,
-        topic_prefix: prefix,
+        topic_prefix: topics.prefix.clone(),
+        topic: topics.template.clone(),
+        filters: ctx.filters.iter().map(|f| f.as_str().to_owned()).collect(),
+        publishers_matched: u32::try_from(expected.iter().filter(|e| **e).count())
+            .unwrap_or(u32::MAX),
+        retain: args.retain,
+        count: args.count,
+        ramp_up_per_s: args.ramp_up,
+        payload_file: args.payload_file.as_ref().map(|p| p.display().to_string()),
+        credentials: args
+            .credentials_file
+            .as_ref()
+            .map(|_| ctx.credentials.len()),
         setup_s,
         warmup_s: args.warmup.as_secs_f64(),
-        duration_s: args.duration.as_secs_f64(),
+        duration_s: window_s,
         elapsed_s: elapsed.as_secs_f64(),
         started_unix_ms,
         sent_total,
         received_total,
+        retained_received,
         figures,
         duplicates,
         out_of_order,
@@ -487,6 +643,34 @@ pub(crate) fn run(args: &MqttFanoutArgs, command_line: Vec<String>) -> anyhow::R
         bail!("no message was delivered ({error_count} errors)");
     }
     Ok(())
+}
+
+/// Reads `--credentials-file`: `username:password` lines; blank lines and `#` comments are
+/// skipped. The file's content never appears in an error.
+fn read_credentials(path: &std::path::Path) -> anyhow::Result<Vec<(String, Bytes)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --credentials-file {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        match line.split_once(':') {
+            Some((user, password)) if !user.is_empty() => {
+                out.push((user.to_owned(), Bytes::from(password.as_bytes().to_vec())));
+            }
+            _ => bail!(
+                "--credentials-file {} line {}: expected `username:password`",
+                path.display(),
+                n + 1
+            ),
+        }
+    }
+    if out.is_empty() {
+        bail!("--credentials-file {} has no credentials", path.display());
+    }
+    Ok(out)
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -583,7 +767,7 @@ pub(crate) fn count_error(
 }
 
 /// Turns a setup failure into an error that says what to check.
-fn explain(target: SocketAddr, args: &MqttFanoutArgs, failure: Failure) -> anyhow::Error {
+fn explain(target: SocketAddr, args: &MqttArgs, failure: Failure) -> anyhow::Error {
     let Failure { kind, detail } = failure;
     let tls_hint = if args.tls {
         "is this a TLS port? (drop --tls for plain TCP)"
@@ -610,12 +794,12 @@ fn explain(target: SocketAddr, args: &MqttFanoutArgs, failure: Failure) -> anyho
             anyhow::anyhow!("MQTT session with {target} failed ({kind}): {detail} ({tls_hint})")
         }
         "connack_refused" => anyhow::anyhow!(
-            "{target}: {detail} (check --username and --password-file, and the broker's \
-             connection limits)"
+            "{target}: {detail} (check --username and --password-file or --credentials-file, \
+             and the broker's connection limits)"
         ),
         "suback_refused" => anyhow::anyhow!(
-            "{target}: {detail} (may this user subscribe to `{}/pub/+`? see --topic-prefix)",
-            args.topic_prefix.as_deref().unwrap_or("loadgen/<pid>")
+            "{target}: {detail} (may this user subscribe to the --filter options? see also \
+             --topic-prefix)"
         ),
         _ => anyhow::anyhow!("MQTT session with {target} failed ({kind}): {detail}"),
     }

@@ -8,10 +8,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use rampart_mqtt_proto::{Packet, Properties, Publish, QoS};
+use rampart_mqtt_proto::{Ack, Packet, Properties, Publish, QoS};
 
 use super::conn::{Conn, reason_name};
-use super::track::{STAMP_LEN, Stamp, now_ns};
+use super::track::{Stamp, now_ns};
 use super::{Ctx, Plan, Ready, SETUP_TIMEOUT, count_error};
 use crate::handshake::io_failure;
 use crate::runner::{ErrorTally, Failure};
@@ -19,7 +19,8 @@ use crate::runner::{ErrorTally, Failure};
 /// Publications per write when there is no rate limit (one syscall per batch).
 const WRITE_BATCH: u64 = 64;
 
-/// After the run, how long a QoS 1 publisher waits for the PUBACKs still outstanding.
+/// After the run, how long a QoS 1 or 2 publisher waits for the acknowledgements still
+/// outstanding.
 const ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// What one publisher did.
@@ -29,14 +30,14 @@ pub(crate) struct PubResult {
     pub(crate) sent_total: u64,
     /// Publications written with a send time inside the measured window.
     pub(crate) sent_measured: u64,
-    /// QoS 1 publications never acknowledged.
+    /// QoS 1 or 2 publications never acknowledged (PUBACK or PUBCOMP).
     pub(crate) unacked: u64,
-    /// The in-flight window actually used (QoS 1).
+    /// The in-flight window actually used (QoS 1 or 2).
     pub(crate) inflight: u16,
     pub(crate) errors: BTreeMap<&'static str, ErrorTally>,
 }
 
-/// The in-flight QoS 1 packet identifiers.
+/// The in-flight QoS 1 or 2 packet identifiers.
 #[derive(Debug)]
 struct Inflight {
     used: Vec<bool>,
@@ -83,8 +84,9 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
     let mut result = PubResult::default();
     let mut scratch = vec![0u8; 64 * 1024];
     let client_id = format!("{}-p{index}", ctx.client_prefix);
+    super::ramp_wait(ctx);
     let setup = Conn::open(
-        &ctx.settings,
+        &ctx.settings_for(usize::from(index)),
         &client_id,
         Instant::now() + SETUP_TIMEOUT,
         &mut scratch,
@@ -96,11 +98,16 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
             return result;
         }
     };
-    let qos1 = ctx.qos == QoS::AtLeastOnce;
-    if qos1 && connack.properties.maximum_qos == Some(0) {
+    let acked = ctx.qos != QoS::AtMostOnce;
+    if let Some(max) = connack.properties.maximum_qos
+        && max < ctx.qos as u8
+    {
         let _ = ready.send(Ready::Failed(Failure {
             kind: "qos_not_supported",
-            detail: "the broker's CONNACK says Maximum QoS 0; --qos 1 is not possible".to_owned(),
+            detail: format!(
+                "the broker's CONNACK says Maximum QoS {max}; --qos {} is not possible",
+                ctx.qos as u8
+            ),
         }));
         return result;
     }
@@ -109,16 +116,20 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
         .min(connack.properties.receive_maximum.unwrap_or(u16::MAX))
         .max(1);
     result.inflight = cap;
-    let topic = format!("{}/pub/{index}", ctx.prefix);
-    let mut template = vec![0x5a_u8; ctx.payload];
+    let topic = ctx
+        .topics
+        .get(usize::from(index))
+        .cloned()
+        .unwrap_or_default();
+    let mut payload = ctx.payload.clone();
     let mut publish = Publish {
         dup: false,
         qos: ctx.qos,
-        retain: false,
+        retain: ctx.retain,
         topic,
-        packet_id: qos1.then_some(1),
+        packet_id: acked.then_some(1),
         properties: Properties::default(),
-        payload: Bytes::from(template.clone()),
+        payload: Bytes::from(payload.stamped(Stamp::default()).to_vec()),
     };
     if let Err(e) = publish.head_encoded_len(conn.version()) {
         let _ = ready.send(Ready::Failed(Failure {
@@ -142,12 +153,14 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
     let mut inflight = Inflight::new();
     let mut out = BytesMut::with_capacity(64 * 1024);
     let mut seq: u64 = 0;
-    let mut stamp = [0u8; STAMP_LEN];
     let mut ack_timeout: Option<Duration> = None;
     let mut slowest: u64 = 0;
     'run: loop {
         let now = now_ns();
-        if now >= plan.end_ns || ctx.shared.abort.load(Ordering::Relaxed) {
+        if now >= plan.end_ns
+            || ctx.shared.abort.load(Ordering::Relaxed)
+            || ctx.count.is_some_and(|c| result.sent_measured >= c)
+        {
             break;
         }
         let mut n = if ctx.rate == 0 {
@@ -157,7 +170,7 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
                 .saturating_sub(seq)
                 .min(WRITE_BATCH.max(ctx.rate / 100))
         };
-        if qos1 {
+        if acked {
             n = n.min(u64::from(cap - inflight.count));
         }
         if ctx.max_ahead > 0 && n > 0 {
@@ -175,35 +188,47 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
         }
         if n > 0 {
             out.clear();
+            let mut written = 0;
+            let mut last_measured = None;
             for _ in 0..n {
-                let sent_ns = now_ns();
-                Stamp {
-                    sent_ns,
-                    publisher: index,
-                    seq,
-                }
-                .write(&mut stamp);
-                if qos1 {
+                // Open loop: the scheduled time, so falling behind counts as latency.
+                let sent_ns = if ctx.rate == 0 {
+                    now_ns()
+                } else {
+                    start.saturating_add(scheduled_ns(ctx.rate, seq))
+                };
+                if acked {
                     publish.packet_id = Some(inflight.take());
                 }
                 // Checked above with the same lengths: the head always encodes.
                 if publish.encode_head(conn.version(), &mut out).is_err() {
                     break 'run;
                 }
-                template[..STAMP_LEN].copy_from_slice(&stamp);
-                out.extend_from_slice(&template);
+                out.extend_from_slice(payload.stamped(Stamp {
+                    sent_ns,
+                    publisher: index,
+                    seq,
+                }));
                 seq += 1;
+                written += 1;
                 if sent_ns >= plan.warm_ns {
                     result.sent_measured += 1;
+                    last_measured = Some(sent_ns);
+                    if ctx.count.is_some_and(|c| result.sent_measured >= c) {
+                        break;
+                    }
                 }
             }
             if let Err(e) = conn.send(&out) {
                 count_error(&mut result.errors, &ctx.shared, io_failure(e));
                 break;
             }
-            ctx.shared.sent.fetch_add(n, Ordering::Relaxed);
+            if let Some(t) = last_measured {
+                ctx.shared.last_measured_ns.fetch_max(t, Ordering::Relaxed);
+            }
+            ctx.shared.sent.fetch_add(written, Ordering::Relaxed);
         }
-        if qos1 && inflight.count > 0 && (inflight.count == cap || n == 0) {
+        if acked && inflight.count > 0 && (inflight.count == cap || n == 0) {
             // Wait for PUBACKs, at most until the next message is due.
             let until_due = if ctx.rate == 0 {
                 Duration::from_millis(100)
@@ -220,6 +245,11 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
                 break;
             }
         } else if n == 0 {
+            if ctx.rate == 0 {
+                // Held back by --max-ahead with nothing in flight: checked again shortly.
+                thread::sleep(Duration::from_micros(50));
+                continue;
+            }
             let left = plan.end_ns.saturating_sub(now_ns());
             let next = next_due_in(ctx.rate, now_ns().saturating_sub(start), seq);
             thread::sleep(Duration::from_nanos(next.min(left)));
@@ -228,7 +258,7 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
     result.sent_total = seq;
     ctx.shared.finished(index, seq);
 
-    if qos1 {
+    if acked {
         let deadline = Instant::now() + ACK_WAIT;
         let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
         while inflight.count > 0 && Instant::now() < deadline {
@@ -253,16 +283,25 @@ pub(crate) fn due(rate: u64, elapsed_ns: u64) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
+/// When message number `seq` (0-based) is due at `rate` per second, ns after the start.
+fn scheduled_ns(rate: u64, seq: u64) -> u64 {
+    if rate == 0 {
+        return 0;
+    }
+    let at = u128::from(seq) * 1_000_000_000 / u128::from(rate);
+    u64::try_from(at).unwrap_or(u64::MAX)
+}
+
 /// Nanoseconds from `elapsed_ns` until message number `seq` (0-based) is due.
 fn next_due_in(rate: u64, elapsed_ns: u64, seq: u64) -> u64 {
     if rate == 0 {
         return 0;
     }
-    let at = u128::from(seq) * 1_000_000_000 / u128::from(rate);
-    u64::try_from(at.saturating_sub(u128::from(elapsed_ns))).unwrap_or(u64::MAX)
+    scheduled_ns(rate, seq).saturating_sub(elapsed_ns)
 }
 
-/// One read; releases the acknowledged packet identifiers.
+/// One read; releases the acknowledged packet identifiers (PUBACK; PUBCOMP after the PUBREL
+/// that answers a PUBREC).
 fn read_acks(
     conn: &mut Conn,
     inflight: &mut Inflight,
@@ -281,15 +320,35 @@ fn read_acks(
         }
         Err(e) => return Err(io_failure(e)),
     }
+    let mut rel = BytesMut::new();
     while let Some(packet) = conn.next_packet()? {
         match packet {
-            Packet::Puback(ack) => {
+            Packet::Pubrec(ack) if ack.reason_code < 0x80 => {
+                let pubrel = Packet::Pubrel(Ack {
+                    packet_id: ack.packet_id,
+                    reason_code: 0,
+                    properties: Properties::default(),
+                });
+                pubrel
+                    .encode(conn.version(), &mut rel)
+                    .map_err(|e| Failure {
+                        kind: "encode_error",
+                        detail: e.to_string(),
+                    })?;
+            }
+            // A refused PUBREC ends the exchange like a PUBACK does.
+            packet @ (Packet::Puback(_) | Packet::Pubcomp(_) | Packet::Pubrec(_)) => {
+                let kind = packet.kind();
+                let (Packet::Puback(ack) | Packet::Pubcomp(ack) | Packet::Pubrec(ack)) = packet
+                else {
+                    continue;
+                };
                 if !inflight.release(ack.packet_id) {
                     super::tally(
                         &mut result.errors,
                         Failure {
-                            kind: "puback_unknown_id",
-                            detail: format!("PUBACK for packet id {} not in flight", ack.packet_id),
+                            kind: "ack_unknown_id",
+                            detail: format!("{kind} for packet id {} not in flight", ack.packet_id),
                         },
                     );
                 }
@@ -297,9 +356,9 @@ fn read_acks(
                     super::tally(
                         &mut result.errors,
                         Failure {
-                            kind: "puback_refused",
+                            kind: "publish_refused",
                             detail: format!(
-                                "PUBACK reason 0x{:02x} ({})",
+                                "{kind} reason 0x{:02x} ({})",
                                 ack.reason_code,
                                 reason_name(ack.reason_code)
                             ),
@@ -325,6 +384,9 @@ fn read_acks(
                 });
             }
         }
+    }
+    if !rel.is_empty() {
+        conn.send(&rel).map_err(io_failure)?;
     }
     Ok(())
 }

@@ -1,12 +1,15 @@
-//! What a `mqtt-fanout` payload carries, and per (publisher, subscriber) sequence tracking.
+//! What an `mqtt` payload carries, and per (publisher, subscriber) sequence tracking.
 //!
-//! Payload layout (big-endian), then filler up to `--payload` bytes:
+//! Payload layout (big-endian), then filler up to `--payload` bytes or the `--payload-file`:
 //!
 //! | bytes  | field                                                         |
 //! |--------|---------------------------------------------------------------|
 //! | 0..8   | send time, nanoseconds since the process-wide [`now_ns`] epoch |
 //! | 8..10  | publisher index                                               |
 //! | 10..16 | sequence number of that publisher (48 bits), from 0           |
+//!
+//! A `--payload-file` holding a JSON object stays a JSON object: the same 16 bytes go in as
+//! 32 lowercase hex digits in a first member, `{"lg":"<hex>",` followed by the file's members.
 //!
 //! Publishers and subscribers live in one process, so one monotonic clock serves both ends:
 //! the latency is receive time minus send time, without any clock synchronisation.
@@ -29,7 +32,7 @@ pub(crate) fn now_ns() -> u64 {
 }
 
 /// The head of a payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Stamp {
     pub(crate) sent_ns: u64,
     pub(crate) publisher: u16,
@@ -56,6 +59,102 @@ impl Stamp {
             publisher: u16::from_be_bytes(publisher.try_into().ok()?),
             seq: u64::from_be_bytes(seq8),
         })
+    }
+}
+
+/// What starts a JSON payload: the stamp member's name and opening quote.
+const JSON_HEAD: &[u8] = b"{\"lg\":\"";
+
+/// Hex digits of the JSON stamp.
+const JSON_HEX: usize = 2 * STAMP_LEN;
+
+/// A payload with room for the stamp, written afresh for every message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Payload {
+    bytes: Vec<u8>,
+    json: bool,
+}
+
+impl Payload {
+    /// `len` bytes of filler after the binary stamp (`len` ≥ [`STAMP_LEN`]).
+    pub(crate) fn filler(len: usize) -> Self {
+        Self {
+            bytes: vec![0x5a; len.max(STAMP_LEN)],
+            json: false,
+        }
+    }
+
+    /// The stamp, then `content`: inside it as its first member if it is a JSON object (it
+    /// starts with `{`), in front of it otherwise.
+    pub(crate) fn around(content: &[u8]) -> Self {
+        match content.strip_prefix(b"{") {
+            Some(rest) => {
+                let mut bytes = JSON_HEAD.to_vec();
+                bytes.extend_from_slice(&[b'0'; JSON_HEX]);
+                bytes.push(b'"');
+                let empty = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+                if !empty {
+                    bytes.push(b',');
+                }
+                bytes.extend_from_slice(rest);
+                Self { bytes, json: true }
+            }
+            None => {
+                let mut bytes = vec![0u8; STAMP_LEN];
+                bytes.extend_from_slice(content);
+                Self { bytes, json: false }
+            }
+        }
+    }
+
+    /// The payload's length.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The payload carrying `stamp`.
+    pub(crate) fn stamped(&mut self, stamp: Stamp) -> &[u8] {
+        let mut raw = [0u8; STAMP_LEN];
+        stamp.write(&mut raw);
+        if self.json {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let at = JSON_HEAD.len();
+            for (i, b) in raw.iter().enumerate() {
+                self.bytes[at + 2 * i] = HEX[usize::from(b >> 4)];
+                self.bytes[at + 2 * i + 1] = HEX[usize::from(b & 15)];
+            }
+        } else {
+            self.bytes[..STAMP_LEN].copy_from_slice(&raw);
+        }
+        &self.bytes
+    }
+}
+
+impl Stamp {
+    /// Reads the stamp of a payload in either form: the JSON member if the payload starts with
+    /// a well-formed one, the binary stamp otherwise.
+    pub(crate) fn read_any(payload: &[u8]) -> Option<Self> {
+        if let Some(hex) = payload.strip_prefix(JSON_HEAD) {
+            let hex = hex.get(..JSON_HEX)?;
+            let mut raw = [0u8; STAMP_LEN];
+            let digit = |c: u8| match c {
+                b'0'..=b'9' => Some(c - b'0'),
+                b'a'..=b'f' => Some(c - b'a' + 10),
+                _ => None,
+            };
+            let mut ok = true;
+            for (i, pair) in hex.chunks_exact(2).enumerate() {
+                match (digit(pair[0]), digit(pair[1])) {
+                    (Some(h), Some(l)) => raw[i] = h << 4 | l,
+                    _ => ok = false,
+                }
+            }
+            if ok && hex.len() == JSON_HEX && payload.get(JSON_HEAD.len() + JSON_HEX) == Some(&b'"')
+            {
+                return Self::read(&raw);
+            }
+        }
+        Self::read(payload)
     }
 }
 
@@ -177,6 +276,39 @@ mod tests {
         assert_eq!(Stamp::read(&payload), Some(stamp));
         assert_eq!(Stamp::read(&payload[..15]), None);
         assert!(now_ns() <= now_ns());
+    }
+
+    #[test]
+    fn json_payloads_stay_json() {
+        let stamp = Stamp {
+            sent_ns: 123_456_789,
+            publisher: 7,
+            seq: 42,
+        };
+        let mut p = Payload::around(br#"{"id":"cam-1","objects":[]}"#);
+        let bytes = p.stamped(stamp).to_vec();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["id"], "cam-1");
+        assert_eq!(v["lg"].as_str().unwrap().len(), 32);
+        assert_eq!(Stamp::read_any(&bytes), Some(stamp));
+        // An empty object gets no dangling comma.
+        let mut e = Payload::around(b"{ }");
+        let bytes = e.stamped(stamp).to_vec();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap();
+        assert_eq!(Stamp::read_any(&bytes), Some(stamp));
+        // Anything else: the binary stamp in front.
+        let mut b = Payload::around(b"[1,2]");
+        assert_eq!(b.len(), STAMP_LEN + 5);
+        let bytes = b.stamped(stamp).to_vec();
+        assert_eq!(&bytes[STAMP_LEN..], b"[1,2]");
+        assert_eq!(Stamp::read_any(&bytes), Some(stamp));
+        let mut f = Payload::filler(100);
+        assert_eq!(f.stamped(stamp).len(), 100);
+        assert_eq!(Stamp::read_any(f.stamped(stamp)), Some(stamp));
+        // A broken JSON stamp is not read as one.
+        let mut bad = bytes.clone();
+        bad.splice(0..0, b"{\"lg\":\"zz".iter().copied());
+        assert_ne!(Stamp::read_any(&bad), Some(stamp));
     }
 
     #[test]
