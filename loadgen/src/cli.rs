@@ -639,6 +639,11 @@ pub struct MqttArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
+    /// Also write a self-contained HTML page charting deliveries, errors and the p50/p99
+    /// latency second by second (inline SVG, no scripts), with the summary and command line.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// Sample VmRSS of this process (the broker) every 200 ms; report start, peak and final.
     #[arg(long, value_name = "PID")]
     pub sample_rss_pid: Option<u32>,

@@ -47,6 +47,7 @@ mod mqtt;
 mod report;
 mod rss;
 mod runner;
+mod timeline;
 
 use cli::{Cli, Command};
 

@@ -102,7 +102,7 @@ pub(crate) fn new_histogram() -> Histogram<u64> {
 }
 
 /// Records one value; the histogram grows to fit it (`saturating_record` would clamp instead).
-fn record(hist: &mut Histogram<u64>, value: u64) {
+pub(crate) fn record(hist: &mut Histogram<u64>, value: u64) {
     if hist.record(value).is_err() {
         // Only when growing failed (values near u64::MAX): clamp rather than lose the sample.
         hist.saturating_record(value);

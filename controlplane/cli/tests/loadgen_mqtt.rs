@@ -246,6 +246,7 @@ fn general_mode_qos2_filters_counts_retained_and_files() {
     )
     .unwrap();
     let scene = scene.to_str().unwrap();
+    let html = dir.join("run.html");
 
     // QoS 2, 3 publishers on their own topics, one wildcard filter, 200 messages each at
     // 400/s, connections ramped at 50/s: every message delivered exactly once to all 10.
@@ -270,9 +271,14 @@ fn general_mode_qos2_filters_counts_retained_and_files() {
         "50",
         "--mqtt-version",
         "5",
+        "--html",
+        html.to_str().unwrap(),
     ];
     let (out, json) = b.loadgen("mqtt", true, &args);
     let r = b.report(true, &args, &out, &json);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<svg").count(), 2, "{page}");
+    assert!(page.contains("delivered"), "{page}");
     assert_eq!(r["mode"], "mqtt", "{r}");
     assert_eq!(
         (r["qos"].as_u64(), r["granted_qos"].as_u64()),

@@ -31,8 +31,9 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use rustls::ClientConnection;
 
 use super::client::{self, Endpoint};
-use super::legit::{Live, record};
+use super::legit::Live;
 use crate::handshake::{connect_failure, io_failure};
+use crate::runner::record;
 use crate::runner::{ErrorTally, Failure, new_histogram};
 
 /// A slow reader's `SO_RCVBUF` (the kernel doubles it and enforces its own minimum).

@@ -18,7 +18,7 @@ use bytes::BytesMut;
 use hdrhistogram::Histogram;
 
 use super::client::{Answer, Conn, Endpoint};
-use crate::runner::{ErrorTally, Failure, new_histogram};
+use crate::runner::{ErrorTally, Failure, new_histogram, record};
 
 /// How often a worker ships its recent latencies to the progress line.
 const SHIP_EVERY: Duration = Duration::from_millis(250);
@@ -300,13 +300,6 @@ impl<'a> Worker<'a> {
                 }
             }
         }
-    }
-}
-
-/// Records one value; the histogram grows to fit it.
-pub(crate) fn record(hist: &mut Histogram<u64>, value: u64) {
-    if hist.record(value).is_err() {
-        hist.saturating_record(value);
     }
 }
 

@@ -45,10 +45,11 @@ use rustls::pki_types::ServerName;
 use crate::cli::{DEFAULT_SLOW_BODY_LENGTH, DEFAULT_SLOW_READ_CHUNK, HttpArgs, HttpMethod};
 use crate::report::fmt_us;
 use crate::rss::RssSampler;
+use crate::runner::record;
 use crate::runner::{Failure, new_histogram};
 use attack::Kind;
 use client::{Conn, Endpoint};
-use legit::{Live, Plan, Tally, Window, Worker, record};
+use legit::{Live, Plan, Tally, Window, Worker};
 use report::{AttackReport, HttpReport, KindReport, LegitReport};
 use timeline::{Second, Timeline};
 

@@ -299,7 +299,7 @@ impl HttpReport {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::http::legit::record;
+    use crate::runner::record;
 
     pub(crate) fn sample() -> HttpReport {
         let mut t = Tally::new();

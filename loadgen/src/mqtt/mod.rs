@@ -25,6 +25,7 @@ mod conn;
 mod publisher;
 mod subscriber;
 mod summary;
+mod timeline;
 mod track;
 
 use std::collections::BTreeMap;
@@ -47,8 +48,10 @@ use crate::cli::{MqttArgs, MqttTopics, MqttVersion};
 use crate::report::{Latency, Report, fmt_us};
 use crate::rss::RssSampler;
 use crate::runner::{ErrorTally, Failure};
+pub(crate) use crate::runner::{new_histogram, record};
+use crate::timeline::{Second, Timeline};
 use conn::{Conn, Settings};
-use summary::{CpuTimes, FanoutReport, Figures};
+use summary::{CpuTimes, FanoutReport, Figures, Totals};
 use track::{Payload, now_ns};
 
 /// Limit of each connection's setup (TCP, TLS, CONNECT/CONNACK, SUBSCRIBE/SUBACK).
@@ -290,8 +293,18 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
             File::create(path).with_context(|| format!("cannot create --json {}", path.display()))
         })
         .transpose()?;
+    let html_file = match args.html.as_deref().map(File::create).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            if let Some(path) = &args.json {
+                let _ = std::fs::remove_file(path);
+            }
+            let path = args.html.as_deref().unwrap_or(std::path::Path::new(""));
+            return Err(e).with_context(|| format!("cannot create --html {}", path.display()));
+        }
+    };
     let remove_json = || {
-        if let Some(path) = &args.json {
+        for path in [&args.json, &args.html].into_iter().flatten() {
             let _ = std::fs::remove_file(path);
         }
     };
@@ -498,7 +511,7 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
     for tx in &go {
         let _ = tx.send(plan);
     }
-    progress(&ctx, plan, &live_rx, rss.as_ref());
+    let seconds = progress(&ctx, plan, &live_rx, rss.as_ref());
 
     let mut subs = Vec::new();
     for h in sub_handles {
@@ -521,48 +534,13 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
     let server_rss = rss.map(RssSampler::finish);
 
     // === Report ===
-    let mut latency = new_histogram();
-    let mut errors: BTreeMap<&'static str, ErrorTally> = BTreeMap::new();
-    let mut merge_errors = |from: BTreeMap<&'static str, ErrorTally>| {
-        for (kind, tally) in from {
-            errors
-                .entry(kind)
-                .and_modify(|t| t.count += tally.count)
-                .or_insert(tally);
-        }
-    };
-    let (mut delivered, mut received_total, mut duplicates, mut out_of_order) = (0, 0, 0, 0);
-    let (mut incomplete, mut failed) = (0, 0);
-    let mut subs_retained = Vec::new();
+    let mut totals = Totals::new();
     for s in subs {
-        subs_retained.push(s.retained);
-        latency.add(&s.latency_us).context("merging histograms")?;
-        delivered += s.delivered;
-        received_total += s.received_total;
-        duplicates += s.duplicates;
-        out_of_order += s.out_of_order;
-        incomplete += s.incomplete;
-        failed += s.failed;
-        merge_errors(s.errors);
-    }
-    let (mut sent, mut sent_total, mut unacked, mut expected_deliveries) = (0, 0, 0, 0u64);
-    let mut retained_received = 0;
-    let mut inflight = None;
-    for s in &subs_retained {
-        retained_received += s;
+        totals.add_subscriber(s)?;
     }
     for (i, p) in pubs.into_iter().enumerate() {
-        sent += p.sent_measured;
-        sent_total += p.sent_total;
-        unacked += p.unacked;
-        if expected.get(i).copied().unwrap_or(false) {
-            expected_deliveries = expected_deliveries
-                .saturating_add(p.sent_measured.saturating_mul(u64::from(args.subscribers)));
-        }
-        if ctx.qos != QoS::AtMostOnce {
-            inflight = Some(inflight.map_or(p.inflight, |i: u16| i.min(p.inflight)));
-        }
-        merge_errors(p.errors);
+        let matched = expected.get(i).copied().unwrap_or(false);
+        totals.add_publisher(p, matched, u64::from(args.subscribers), ctx.qos);
     }
     // The measured window: --duration, or with --count from the warm-up's end to the last
     // measured send.
@@ -572,8 +550,8 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
     } else {
         args.duration.as_secs_f64()
     };
-    let figures = Figures::with_expected(sent, expected_deliveries, delivered, window_s);
-    let error_count = errors.values().map(|t| t.count).sum();
+    let figures = Figures::with_expected(totals.sent, totals.expected, totals.delivered, window_s);
+    let error_count = totals.errors.values().map(|t| t.count).sum();
     let report = FanoutReport {
         tool: "rampart-loadgen",
         version: env!("CARGO_PKG_VERSION"),
@@ -595,7 +573,7 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
         subscriber_threads: sub_threads,
         payload_bytes: ctx.payload.len(),
         rate_per_publisher: args.rate,
-        inflight,
+        inflight: totals.inflight,
         max_ahead: args.max_ahead,
         topic_prefix: topics.prefix.clone(),
         topic: topics.template.clone(),
@@ -615,18 +593,18 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
         duration_s: window_s,
         elapsed_s: elapsed.as_secs_f64(),
         started_unix_ms,
-        sent_total,
-        received_total,
-        retained_received,
+        sent_total: totals.sent_total,
+        received_total: totals.received_total,
+        retained_received: totals.retained,
         figures,
-        duplicates,
-        out_of_order,
-        subscribers_incomplete: incomplete,
-        subscribers_failed: failed,
-        unacked,
+        duplicates: totals.duplicates,
+        out_of_order: totals.out_of_order,
+        subscribers_incomplete: totals.incomplete,
+        subscribers_failed: totals.failed,
+        unacked: totals.unacked,
         errors: error_count,
-        errors_by_kind: Report::errors_from(&errors),
-        latency_us: Latency::from_histogram(&latency),
+        errors_by_kind: Report::errors_from(&totals.errors),
+        latency_us: Latency::from_histogram(&totals.latency),
         client_cpu: cpu,
         server_rss,
     };
@@ -638,6 +616,12 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
             .and_then(|()| writeln!(out))
             .and_then(|()| out.flush())
             .with_context(|| format!("writing --json {}", path.display()))?;
+    }
+    if let (Some(file), Some(path)) = (html_file, &args.html) {
+        let mut out = BufWriter::new(file);
+        out.write_all(timeline::page(&report, &seconds).as_bytes())
+            .and_then(|()| out.flush())
+            .with_context(|| format!("writing --html {}", path.display()))?;
     }
     if report.figures.delivered == 0 {
         bail!("no message was delivered ({error_count} errors)");
@@ -677,15 +661,18 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Prints a line per second until every subscriber thread has ended.
+/// Prints a line per second until every subscriber thread has ended; returns the seconds of
+/// the measured window and the drain (deliveries, errors, latency) for `--html`.
 fn progress(
     ctx: &Ctx,
     plan: Plan,
     live: &mpsc::Receiver<Histogram<u64>>,
     rss: Option<&RssSampler>,
-) {
+) -> Vec<Second> {
     let start = Instant::now();
     let mut second = new_histogram();
+    let mut timeline = Timeline::new();
+    let since_warm = || now_ns().saturating_sub(plan.warm_ns) as f64 / 1e9;
     let mut next_tick = start + Duration::from_secs(1);
     let (mut last_sent, mut last_received) = (0, 0);
     loop {
@@ -693,6 +680,9 @@ fn progress(
         match live.recv_timeout(wait) {
             Ok(h) => {
                 let _ = second.add(&h);
+                if now_ns() >= plan.warm_ns {
+                    timeline.add(&h);
+                }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -729,20 +719,21 @@ fn progress(
         }
         eprintln!("{line}");
         (last_sent, last_received) = (sent, received);
+        let errors = ctx.shared.errors.load(Ordering::Relaxed);
+        if now >= plan.warm_ns {
+            timeline.tick(since_warm(), received, errors);
+        } else {
+            // The warm-up's totals are the baseline of the first measured second.
+            timeline = Timeline::starting_at(received, errors);
+        }
         second.reset();
         next_tick += Duration::from_secs(1);
     }
-}
-
-pub(crate) fn new_histogram() -> Histogram<u64> {
-    Histogram::new(3).expect("3 significant digits is a valid histogram precision")
-}
-
-/// Records one value; the histogram grows to fit it.
-pub(crate) fn record(hist: &mut Histogram<u64>, value: u64) {
-    if hist.record(value).is_err() {
-        hist.saturating_record(value);
-    }
+    timeline.finish(
+        since_warm(),
+        ctx.shared.received.load(Ordering::Relaxed),
+        ctx.shared.errors.load(Ordering::Relaxed),
+    )
 }
 
 /// Adds a failure to a tally.

@@ -5,7 +5,13 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+use rampart_mqtt_proto::QoS;
 use serde::Serialize;
+
+use super::publisher::PubResult;
+use super::subscriber::SubResult;
+use crate::runner::ErrorTally;
 
 use crate::report::{ErrorReport, Latency, fmt_us};
 use crate::rss::RssStats;
@@ -45,6 +51,99 @@ impl Figures {
             } else {
                 100.0 * lost as f64 / expected as f64
             },
+        }
+    }
+}
+
+/// What the publisher and subscriber threads measured, added up.
+#[derive(Debug)]
+pub(crate) struct Totals {
+    /// Every subscriber thread's latencies in one histogram.
+    pub(crate) latency: Histogram<u64>,
+    pub(crate) delivered: u64,
+    pub(crate) received_total: u64,
+    pub(crate) retained: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) out_of_order: u64,
+    pub(crate) incomplete: u32,
+    pub(crate) failed: u32,
+    /// Measured publications.
+    pub(crate) sent: u64,
+    pub(crate) sent_total: u64,
+    /// Measured publications × the subscribers that expect them.
+    pub(crate) expected: u64,
+    pub(crate) unacked: u64,
+    /// QoS 1 or 2: the smallest in-flight window of any publisher.
+    pub(crate) inflight: Option<u16>,
+    pub(crate) errors: BTreeMap<&'static str, ErrorTally>,
+}
+
+impl Totals {
+    pub(crate) fn new() -> Self {
+        Self {
+            latency: super::new_histogram(),
+            delivered: 0,
+            received_total: 0,
+            retained: 0,
+            duplicates: 0,
+            out_of_order: 0,
+            incomplete: 0,
+            failed: 0,
+            sent: 0,
+            sent_total: 0,
+            expected: 0,
+            unacked: 0,
+            inflight: None,
+            errors: BTreeMap::new(),
+        }
+    }
+
+    /// Adds one subscriber thread's results; its histogram may have grown past the default
+    /// range (a latency of minutes), which the merged one then grows to hold.
+    pub(crate) fn add_subscriber(&mut self, s: SubResult) -> anyhow::Result<()> {
+        self.latency
+            .add(&s.latency_us)
+            .map_err(|e| anyhow::anyhow!("merging latency histograms: {e}"))?;
+        self.delivered += s.delivered;
+        self.received_total += s.received_total;
+        self.retained += s.retained;
+        self.duplicates += s.duplicates;
+        self.out_of_order += s.out_of_order;
+        self.incomplete += s.incomplete;
+        self.failed += s.failed;
+        self.merge_errors(s.errors);
+        Ok(())
+    }
+
+    /// Adds one publisher's results; `matched`: its topic matches the filters, so each of the
+    /// `subscribers` expects its measured messages.
+    pub(crate) fn add_publisher(
+        &mut self,
+        p: PubResult,
+        matched: bool,
+        subscribers: u64,
+        qos: QoS,
+    ) {
+        self.sent += p.sent_measured;
+        self.sent_total += p.sent_total;
+        self.unacked += p.unacked;
+        if matched {
+            self.expected = self
+                .expected
+                .saturating_add(p.sent_measured.saturating_mul(subscribers));
+        }
+        if qos != QoS::AtMostOnce {
+            self.inflight = Some(self.inflight.map_or(p.inflight, |i| i.min(p.inflight)));
+        }
+        self.merge_errors(p.errors);
+    }
+
+    fn merge_errors(&mut self, from: BTreeMap<&'static str, ErrorTally>) {
+        for (kind, tally) in from {
+            self.errors
+                .entry(kind)
+                .and_modify(|t| t.count += tally.count)
+                .or_insert(tally);
         }
     }
 }
@@ -315,7 +414,7 @@ impl FanoutReport {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use hdrhistogram::Histogram;
 
     use super::*;
@@ -335,6 +434,63 @@ mod tests {
         assert_eq!(Figures::with_expected(1, 1, 2, 1.0).lost, 0);
     }
 
+    fn sub(latencies: &[u64], delivered: u64) -> SubResult {
+        let mut latency_us = crate::mqtt::new_histogram();
+        for v in latencies {
+            crate::mqtt::record(&mut latency_us, *v);
+        }
+        let mut errors = BTreeMap::new();
+        errors.insert(
+            "reset_by_server",
+            ErrorTally {
+                count: 1,
+                example: "first".into(),
+            },
+        );
+        SubResult {
+            latency_us,
+            received_total: delivered + 1,
+            retained: 1,
+            delivered,
+            duplicates: 0,
+            out_of_order: 2,
+            incomplete: 0,
+            failed: 1,
+            errors,
+        }
+    }
+
+    #[test]
+    fn totals_merge_threads_and_count_only_matched_publishers() {
+        let mut t = Totals::new();
+        // One thread with fast deliveries, one with a latency far past the histogram's
+        // initial range (it auto-resizes): the merged percentiles see both.
+        t.add_subscriber(sub(&[100; 99], 99)).unwrap();
+        t.add_subscriber(sub(&[600_000_000], 1)).unwrap();
+        assert_eq!(t.latency.len(), 100);
+        assert!((99..=101).contains(&t.latency.value_at_quantile(0.5)));
+        assert!(t.latency.max() >= 600_000_000);
+        assert_eq!((t.delivered, t.received_total, t.retained), (100, 102, 2));
+        assert_eq!((t.out_of_order, t.failed), (4, 2));
+        // Same error kind from two threads: one entry, counts added, first example kept.
+        assert_eq!(t.errors["reset_by_server"].count, 2);
+        assert_eq!(t.errors["reset_by_server"].example, "first");
+        // Two publishers, only the first matched by the filters: 10 subscribers expect 50.
+        let publisher = |sent, inflight| PubResult {
+            sent_total: sent + 5,
+            sent_measured: sent,
+            unacked: 1,
+            inflight,
+            errors: BTreeMap::new(),
+        };
+        t.add_publisher(publisher(5, 64), true, 10, QoS::ExactlyOnce);
+        t.add_publisher(publisher(7, 16), false, 10, QoS::ExactlyOnce);
+        assert_eq!((t.sent, t.sent_total, t.expected), (12, 22, 50));
+        assert_eq!((t.unacked, t.inflight), (2, Some(16)));
+        let f = Figures::with_expected(t.sent, t.expected, t.delivered, 1.0);
+        assert_eq!((f.lost, f.delivered), (0, 100));
+    }
+
     #[test]
     fn cpu_times() {
         let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 \
@@ -352,7 +508,7 @@ mod tests {
         assert_eq!(CpuTimes::parse("garbage"), None);
     }
 
-    fn report() -> FanoutReport {
+    pub(crate) fn report() -> FanoutReport {
         let mut h = Histogram::<u64>::new(3).unwrap();
         for v in 1..=1000 {
             h.record(v).unwrap();
