@@ -301,6 +301,8 @@ fn general_mode_qos2_filters_counts_retained_and_files() {
     assert_eq!(r["credentials"], 1, "{r}");
     assert_eq!(r["filters"][0], "scenescape/loadgen/cam/+", "{r}");
     assert_eq!(r["publishers_matched"], 3, "{r}");
+    // Open loop: how far the publishers fell behind their schedule is reported.
+    assert!(r["publisher_max_lag_us"].as_u64().is_some(), "{r}");
     assert!(r["payload_bytes"].as_u64().unwrap() > 150, "{r}");
     // 13 connections at 50/s: the setup took at least a quarter of a second.
     assert!(r["setup_s"].as_f64().unwrap() >= 0.2, "{r}");

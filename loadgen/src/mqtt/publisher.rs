@@ -34,6 +34,9 @@ pub(crate) struct PubResult {
     pub(crate) unacked: u64,
     /// The in-flight window actually used (QoS 1 or 2).
     pub(crate) inflight: u16,
+    /// With --rate: how far behind its schedule the publisher fell at worst, ns (a client
+    /// too slow for the load shows here, and its lateness is in the latency).
+    pub(crate) max_lag_ns: u64,
     pub(crate) errors: BTreeMap<&'static str, ErrorTally>,
 }
 
@@ -190,6 +193,11 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
             out.clear();
             let mut written = 0;
             let mut last_measured = None;
+            if ctx.rate > 0 {
+                let lag =
+                    now_ns().saturating_sub(start.saturating_add(scheduled_ns(ctx.rate, seq)));
+                result.max_lag_ns = result.max_lag_ns.max(lag);
+            }
             for _ in 0..n {
                 // Open loop: the scheduled time, so falling behind counts as latency.
                 let sent_ns = if ctx.rate == 0 {

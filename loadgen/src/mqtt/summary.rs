@@ -75,6 +75,8 @@ pub(crate) struct Totals {
     pub(crate) unacked: u64,
     /// QoS 1 or 2: the smallest in-flight window of any publisher.
     pub(crate) inflight: Option<u16>,
+    /// The worst publisher's lag behind its schedule, ns.
+    pub(crate) max_lag_ns: u64,
     pub(crate) errors: BTreeMap<&'static str, ErrorTally>,
 }
 
@@ -94,6 +96,7 @@ impl Totals {
             expected: 0,
             unacked: 0,
             inflight: None,
+            max_lag_ns: 0,
             errors: BTreeMap::new(),
         }
     }
@@ -127,6 +130,7 @@ impl Totals {
         self.sent += p.sent_measured;
         self.sent_total += p.sent_total;
         self.unacked += p.unacked;
+        self.max_lag_ns = self.max_lag_ns.max(p.max_lag_ns);
         if matched {
             self.expected = self
                 .expected
@@ -218,6 +222,10 @@ pub(crate) struct FanoutReport {
     pub(crate) inflight: Option<u16>,
     /// Most messages a publisher ran ahead of its slowest subscriber; 0 = no limit.
     pub(crate) max_ahead: u64,
+    /// With a rate: the worst lag of a publisher behind its schedule, µs. Large values mean
+    /// the load generator (or the broker's backpressure) could not keep the offered rate;
+    /// the latency includes that lag.
+    pub(crate) publisher_max_lag_us: Option<u64>,
     pub(crate) topic_prefix: String,
     /// Publisher i's topic, `{i}` standing for i.
     pub(crate) topic: String,
@@ -341,6 +349,17 @@ impl FanoutReport {
             && g != self.qos
         {
             let _ = writeln!(out, "  {:<18} {g}", "granted QoS");
+        }
+        if let Some(lag) = self.publisher_max_lag_us
+            && lag >= 100_000
+        {
+            let _ = writeln!(
+                out,
+                "  {:<18} publishers fell up to {} behind their schedule (client or broker too \
+                 slow for the offered rate; the latency includes it)",
+                "warning",
+                fmt_us(lag)
+            );
         }
         if let Some(w) = self.inflight {
             let _ = writeln!(out, "  {:<18} {w} per publisher", "in-flight window");
@@ -481,6 +500,7 @@ pub(crate) mod tests {
             sent_measured: sent,
             unacked: 1,
             inflight,
+            max_lag_ns: 0,
             errors: BTreeMap::new(),
         };
         t.add_publisher(publisher(5, 64), true, 10, QoS::ExactlyOnce);
@@ -538,6 +558,7 @@ pub(crate) mod tests {
             rate_per_publisher: 0,
             inflight: Some(64),
             max_ahead: 1000,
+            publisher_max_lag_us: Some(250_000),
             topic_prefix: "loadgen/1".into(),
             topic: "loadgen/1/pub/{i}".into(),
             filters: vec!["loadgen/1/pub/+".into()],
@@ -613,5 +634,6 @@ pub(crate) mod tests {
             t.contains("accounts           3 from the credentials file"),
             "{t}"
         );
+        assert!(t.contains("fell up to 250.00 ms behind"), "{t}");
     }
 }
