@@ -2539,3 +2539,163 @@ fn metrics_count_traffic_and_queues_drain_to_zero_when_clients_leave() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A subscriber that stops reading fills its outbox: with `drop_qos0` its QoS 0 deliveries are
+/// dropped and counted, while the publisher keeps publishing at its own pace and another
+/// subscriber of the same topic gets every message; with `disconnect` it is told to go with
+/// reason 0x97 (quota exceeded). `docs/config.md` promises both.
+fn slow_subscriber_run(policy: &str) -> (usize, Vec<(u8, Vec<u8>)>, String) {
+    let port = free_port();
+    let b = Broker::with_dataplane(
+        if policy == "disconnect" {
+            "slowdisc"
+        } else {
+            "slowdrop"
+        },
+        &format!("metrics_listen = \"127.0.0.1:{port}\""),
+        &format!(
+            "max_queued_messages = 64\nmax_queued_bytes = 262144\nslow_subscriber = \"{policy}\""
+        ),
+        "",
+    );
+    let topic = b.topic("slow");
+    // The slow one: a small receive buffer, subscribed, then never read until the end.
+    let mut slow = {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", b.plain).parse().unwrap();
+        sock.connect(&addr.into()).unwrap();
+        let mut tcp: TcpStream = sock.into();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        tcp.write_all(&connect_packet(
+            5,
+            &b.id("slow"),
+            Some(&b.scenectrl()),
+            0x02,
+            &[],
+        ))
+        .unwrap();
+        let (first, _) = read_packet(&mut tcp).unwrap().expect("CONNACK");
+        assert_eq!(first, 0x20);
+        tcp
+    };
+    slow.write_all(&subscribe_packet(1, topic.as_bytes(), 0, true))
+        .unwrap();
+    read_until(&mut slow, 9, "SUBACK of the slow subscriber");
+    // The fast one reads everything on its own thread.
+    let mut fast = b.raw_connected(5, &b.id("fast"));
+    fast.write_all(&subscribe_packet(1, topic.as_bytes(), 0, true))
+        .unwrap();
+    read_until(&mut fast, 9, "SUBACK of the fast subscriber");
+    const N: usize = 2000;
+    let reader = std::thread::spawn(move || {
+        let mut r = std::io::BufReader::with_capacity(1 << 20, fast);
+        let mut got = 0;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while got < N && Instant::now() < deadline {
+            let mut head = [0u8; 1];
+            if r.read_exact(&mut head).is_err() {
+                break;
+            }
+            let mut len = 0usize;
+            for i in 0..4 {
+                let mut b = [0u8; 1];
+                if r.read_exact(&mut b).is_err() {
+                    return got;
+                }
+                len |= usize::from(b[0] & 0x7f) << (7 * i);
+                if b[0] & 0x80 == 0 {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; len];
+            if r.read_exact(&mut body).is_err() {
+                break;
+            }
+            if head[0] >> 4 == 3 {
+                got += 1;
+            }
+        }
+        got
+    });
+    // 2000 × 8 KiB (16 MB) at up to ~64 MB/s: far more than the slow one's 64 messages and
+    // 256 KiB of outbox plus its socket buffers.
+    let mut publisher = b.raw_connected(5, &b.id("slowpub"));
+    // A publisher stalled behind the slow subscriber fails here instead of hanging the test.
+    publisher
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let payload = vec![b'x'; 8192];
+    for i in 0..N {
+        publisher
+            .write_all(&publish_raw(true, topic.as_bytes(), &[], &payload))
+            .unwrap();
+        if i % 64 == 63 {
+            std::thread::sleep(Duration::from_millis(8));
+        }
+    }
+    // The publisher was never stalled: its connection still answers a PINGREQ.
+    publisher.write_all(&[0xC0, 0]).unwrap();
+    let pong = read_until(&mut publisher, 0xD, "PINGRESP after publishing");
+    assert_eq!(pong, [0xD0]);
+    let fast_got = reader.join().unwrap();
+    assert_eq!(
+        fast_got,
+        N,
+        "the fast subscriber lost messages ({policy}):\n{}",
+        b.log_tail()
+    );
+    // Now read what the slow one was sent before it was dropped or cut off.
+    let got = until_closed_or_quiet(&mut slow, Duration::from_secs(2));
+    (
+        got.iter().filter(|p| p.0 >> 4 == 3).count(),
+        got,
+        scrape(port),
+    )
+}
+
+/// Reads packets until the server closes or nothing comes for `quiet`.
+fn until_closed_or_quiet(tcp: &mut TcpStream, quiet: Duration) -> Packets {
+    tcp.set_read_timeout(Some(quiet)).unwrap();
+    let mut got = Vec::new();
+    while let Ok(Some(p)) = read_packet(tcp) {
+        got.push(p);
+    }
+    got
+}
+
+#[test]
+fn a_slow_subscriber_loses_qos0_without_stalling_the_publisher_or_the_others() {
+    let (slow_got, _, text) = slow_subscriber_run("drop_qos0");
+    assert!(
+        slow_got < 2000,
+        "the slow subscriber got everything ({slow_got})"
+    );
+    let dropped = metric(&text, "rampart_mqtt_dropped_qos0_slow");
+    assert!(
+        dropped >= (2000 - slow_got) as f64,
+        "dropped {dropped}, slow got {slow_got}:\n{text}"
+    );
+    assert_eq!(
+        metric(&text, "rampart_mqtt_disconnected_slow"),
+        0.0,
+        "{text}"
+    );
+}
+
+#[test]
+fn a_slow_subscriber_is_disconnected_with_quota_exceeded_under_that_policy() {
+    let (slow_got, packets, text) = slow_subscriber_run("disconnect");
+    assert!(
+        slow_got < 2000,
+        "the slow subscriber got everything ({slow_got})"
+    );
+    let last = packets.last().expect("a DISCONNECT at the end");
+    assert_eq!(last.0, 0xE0, "last packet {last:02x?}");
+    assert_eq!(last.1.first(), Some(&0x97), "reason {:02x?}", last.1);
+    assert!(
+        metric(&text, "rampart_mqtt_disconnected_slow") >= 1.0,
+        "{text}"
+    );
+}
