@@ -149,7 +149,9 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
         conn.close();
         return result;
     };
-    let start = plan.start_ns;
+    // Publishers at a rate are spread evenly over one interval, as independent cameras are:
+    // a thousand publishers waking at the same instant would measure their own burst.
+    let start = plan.start_ns + phase_ns(ctx.rate, index, ctx.publishers);
     let wait = start.saturating_sub(now_ns());
     thread::sleep(Duration::from_nanos(wait));
 
@@ -158,6 +160,7 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
     let mut seq: u64 = 0;
     let mut ack_timeout: Option<Duration> = None;
     let mut slowest: u64 = 0;
+    let mut backoff = Backoff::default();
     'run: loop {
         let now = now_ns();
         if now >= plan.end_ns
@@ -182,10 +185,13 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
                 slowest = ctx.shared.slowest(usize::from(index), ctx.publishers);
                 let room = slowest.saturating_add(ctx.max_ahead).saturating_sub(seq);
                 if room == 0 {
-                    // The slowest subscriber is far behind: let it catch up.
-                    thread::sleep(Duration::from_micros(50));
+                    // The slowest subscriber is far behind: let it catch up, waiting longer
+                    // each time (many publishers polling every 50 µs would eat the CPU the
+                    // broker needs).
+                    backoff.wait();
                     continue;
                 }
+                backoff.reset();
                 n = n.min(room);
             }
         }
@@ -254,8 +260,8 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
             }
         } else if n == 0 {
             if ctx.rate == 0 {
-                // Held back by --max-ahead with nothing in flight: checked again shortly.
-                thread::sleep(Duration::from_micros(50));
+                // Held back with nothing in flight: checked again shortly.
+                backoff.wait();
                 continue;
             }
             let left = plan.end_ns.saturating_sub(now_ns());
@@ -289,6 +295,34 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
 pub(crate) fn due(rate: u64, elapsed_ns: u64) -> u64 {
     let n = u128::from(rate) * u128::from(elapsed_ns) / 1_000_000_000 + 1;
     u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Publisher `index`'s offset within the first interval at `rate` messages/s, so `publishers`
+/// publishers are spread evenly over it (0 without a rate).
+fn phase_ns(rate: u64, index: u16, publishers: usize) -> u64 {
+    if rate == 0 || publishers == 0 {
+        return 0;
+    }
+    let interval = 1_000_000_000 / u128::from(rate);
+    let at = interval * u128::from(index) / publishers as u128;
+    u64::try_from(at).unwrap_or(0)
+}
+
+/// Waits between checks of a publisher held back by `--max-ahead`: 50 µs, doubling up to 1 ms.
+#[derive(Debug, Default)]
+struct Backoff {
+    next_us: u64,
+}
+
+impl Backoff {
+    fn wait(&mut self) {
+        self.next_us = (self.next_us * 2).clamp(50, 1_000);
+        thread::sleep(Duration::from_micros(self.next_us));
+    }
+
+    fn reset(&mut self) {
+        self.next_us = 0;
+    }
 }
 
 /// When message number `seq` (0-based) is due at `rate` per second, ns after the start.
@@ -412,6 +446,24 @@ mod tests {
         assert_eq!(next_due_in(1000, 0, 1), 1_000_000);
         assert_eq!(next_due_in(1000, 1_500_000, 1), 0);
         assert_eq!(next_due_in(0, 5, 9), 0);
+    }
+
+    #[test]
+    fn publishers_are_spread_over_one_interval() {
+        // 4 publishers at 10/s: 0, 25, 50 and 75 ms into each 100 ms.
+        let phases: Vec<u64> = (0..4).map(|i| phase_ns(10, i, 4)).collect();
+        assert_eq!(phases, [0, 25_000_000, 50_000_000, 75_000_000]);
+        assert_eq!(phase_ns(0, 3, 4), 0);
+        assert!(phase_ns(1, 1023, 1024) < 1_000_000_000);
+        let mut b = Backoff::default();
+        b.wait();
+        assert_eq!(b.next_us, 50);
+        for _ in 0..10 {
+            b.next_us = (b.next_us * 2).clamp(50, 1_000);
+        }
+        assert_eq!(b.next_us, 1_000);
+        b.reset();
+        assert_eq!(b.next_us, 0);
     }
 
     #[test]
