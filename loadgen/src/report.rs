@@ -2,13 +2,42 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::fs::File;
 use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context as _;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::rss::RssStats;
 use crate::runner::ErrorTally;
+
+/// Creates the `--json` and `--html` files before a run, so a path that cannot be written
+/// fails at once rather than after the run. If the second cannot be created, the first (which
+/// this call created) is removed again.
+pub(crate) fn create_outputs(
+    json: Option<&Path>,
+    html: Option<&Path>,
+) -> anyhow::Result<(Option<File>, Option<File>)> {
+    let json_file = json
+        .map(|path| {
+            File::create(path).with_context(|| format!("cannot create --json {}", path.display()))
+        })
+        .transpose()?;
+    match html.map(File::create).transpose() {
+        Ok(html_file) => Ok((json_file, html_file)),
+        Err(e) => {
+            // Only the --json file this run created; never a file that was already there.
+            if let Some(path) = json {
+                let _ = std::fs::remove_file(path);
+            }
+            let path = html.unwrap_or(Path::new(""));
+            Err(e).with_context(|| format!("cannot create --html {}", path.display()))
+        }
+    }
+}
 
 /// Formats microseconds for humans: `850 µs`, `1.23 ms`, `2.50 s`.
 pub(crate) fn fmt_us(us: u64) -> String {

@@ -13,6 +13,7 @@
 
 use hdrhistogram::Histogram;
 
+use crate::chart::{self, Block, Chart, Page, Scale, Series};
 use crate::runner::{new_histogram, record};
 
 /// One interval of the measured window.
@@ -89,6 +90,82 @@ impl Timeline {
         }
         self.seconds
     }
+}
+
+/// What a page calls the counts and latencies of its seconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Labels {
+    pub(crate) throughput_title: &'static str,
+    /// The unit of the counts, per second.
+    pub(crate) unit: &'static str,
+    pub(crate) ok: &'static str,
+    pub(crate) failed: &'static str,
+    pub(crate) latency_title: &'static str,
+}
+
+/// An `--html` document: `about`, a chart of the counts and one of the p50/p99 latency per
+/// second, the summary `table` and the command line. Every text is escaped by [`chart`].
+pub(crate) fn page(
+    title: &str,
+    about: &str,
+    labels: Labels,
+    seconds: &[Second],
+    table: &str,
+    command_line: &[String],
+) -> String {
+    let ms = |us: Option<u64>| us.map(|v| v as f64 / 1e3);
+    let series = |f: &dyn Fn(&Second) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
+        seconds.iter().map(|s| (s.t_s, f(s))).collect()
+    };
+    let throughput = Chart {
+        title: labels.throughput_title,
+        x_unit: "s",
+        y_unit: labels.unit,
+        y_scale: Scale::Linear,
+        series: vec![
+            Series {
+                name: labels.ok,
+                color: "#2ca02c",
+                points: series(&|s| Some(s.ok as f64)),
+            },
+            Series {
+                name: labels.failed,
+                color: "#d62728",
+                points: series(&|s| Some(s.failed as f64)),
+            },
+        ],
+    };
+    let latency = Chart {
+        title: labels.latency_title,
+        x_unit: "s",
+        y_unit: "ms",
+        y_scale: Scale::Log,
+        series: vec![
+            Series {
+                name: "p50",
+                color: "#1f77b4",
+                points: series(&|s| ms(s.p50_us)),
+            },
+            Series {
+                name: "p99",
+                color: "#ff7f0e",
+                points: series(&|s| ms(s.p99_us)),
+            },
+        ],
+    };
+    let command_line = chart::shell_line(command_line);
+    chart::html(&Page {
+        title,
+        blocks: vec![
+            Block::Text(about),
+            Block::Chart(throughput),
+            Block::Chart(latency),
+            Block::Heading("Summary"),
+            Block::Pre(table),
+            Block::Heading("Command line"),
+            Block::Pre(&command_line),
+        ],
+    })
 }
 
 #[cfg(test)]

@@ -87,24 +87,8 @@ pub(crate) fn run(args: &HttpArgs, command_line: Vec<String>) -> anyhow::Result<
     };
     let request = client::request(method, &args.path, &host, body_bytes);
     let rss = args.sample_rss_pid.map(RssSampler::start).transpose()?;
-    let json_file = args
-        .json
-        .as_deref()
-        .map(|path| {
-            File::create(path).with_context(|| format!("cannot create --json {}", path.display()))
-        })
-        .transpose()?;
-    let html_file = match args.html.as_deref().map(File::create).transpose() {
-        Ok(file) => file,
-        Err(e) => {
-            // Only the --json file this run created; never a file that was already there.
-            if let Some(path) = &args.json {
-                let _ = std::fs::remove_file(path);
-            }
-            let path = args.html.as_deref().unwrap_or(Path::new(""));
-            return Err(e).with_context(|| format!("cannot create --html {}", path.display()));
-        }
-    };
+    let (json_file, html_file) =
+        crate::report::create_outputs(args.json.as_deref(), args.html.as_deref())?;
 
     // One request first, so a wrong port, CA, name or path is one clear error.
     let (tls_version, tls_cipher_suite) =

@@ -2,51 +2,11 @@
 //! come from [`crate::timeline`]: 2xx answers are its successes, failed requests its failures).
 
 use super::report::HttpReport;
-use crate::chart::{self, Block, Chart, Page, Scale, Series};
+use crate::timeline::{self, Labels};
 pub(crate) use crate::timeline::{Second, Timeline};
 
 /// The `--html` document: both charts, the summary table and the command line.
 pub(crate) fn page(report: &HttpReport, seconds: &[Second]) -> String {
-    let ms = |us: Option<u64>| us.map(|v| v as f64 / 1e3);
-    let series = |f: &dyn Fn(&Second) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
-        seconds.iter().map(|s| (s.t_s, f(s))).collect()
-    };
-    let throughput = Chart {
-        title: "Requests per second (measured window)",
-        x_unit: "s",
-        y_unit: "req",
-        y_scale: Scale::Linear,
-        series: vec![
-            Series {
-                name: "ok (2xx)",
-                color: "#2ca02c",
-                points: series(&|s| Some(s.ok as f64)),
-            },
-            Series {
-                name: "failed",
-                color: "#d62728",
-                points: series(&|s| Some(s.failed as f64)),
-            },
-        ],
-    };
-    let latency = Chart {
-        title: "Latency of the 2xx answers, per second",
-        x_unit: "s",
-        y_unit: "ms",
-        y_scale: Scale::Log,
-        series: vec![
-            Series {
-                name: "p50",
-                color: "#1f77b4",
-                points: series(&|s| ms(s.p50_us)),
-            },
-            Series {
-                name: "p99",
-                color: "#ff7f0e",
-                points: series(&|s| ms(s.p99_us)),
-            },
-        ],
-    };
     let title = format!("rampart-loadgen http → {}", report.target);
     let about = format!(
         "{} {} on {} connections, {}; x: seconds since the measured window started \
@@ -64,20 +24,20 @@ pub(crate) fn page(report: &HttpReport, seconds: &[Second]) -> String {
         },
         report.warmup_s,
     );
-    let table = report.table();
-    let command_line = chart::shell_line(&report.command_line);
-    chart::html(&Page {
-        title: &title,
-        blocks: vec![
-            Block::Text(&about),
-            Block::Chart(throughput),
-            Block::Chart(latency),
-            Block::Heading("Summary"),
-            Block::Pre(&table),
-            Block::Heading("Command line"),
-            Block::Pre(&command_line),
-        ],
-    })
+    timeline::page(
+        &title,
+        &about,
+        Labels {
+            throughput_title: "Requests per second (measured window)",
+            unit: "req",
+            ok: "ok (2xx)",
+            failed: "failed",
+            latency_title: "Latency of the 2xx answers, per second",
+        },
+        seconds,
+        &report.table(),
+        &report.command_line,
+    )
 }
 
 #[cfg(test)]

@@ -29,7 +29,6 @@ mod timeline;
 mod track;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, BufWriter, Write as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -286,23 +285,8 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
         None => settings.clone(),
     };
     let rss = args.sample_rss_pid.map(RssSampler::start).transpose()?;
-    let json_file = args
-        .json
-        .as_deref()
-        .map(|path| {
-            File::create(path).with_context(|| format!("cannot create --json {}", path.display()))
-        })
-        .transpose()?;
-    let html_file = match args.html.as_deref().map(File::create).transpose() {
-        Ok(f) => f,
-        Err(e) => {
-            if let Some(path) = &args.json {
-                let _ = std::fs::remove_file(path);
-            }
-            let path = args.html.as_deref().unwrap_or(std::path::Path::new(""));
-            return Err(e).with_context(|| format!("cannot create --html {}", path.display()));
-        }
-    };
+    let (json_file, html_file) =
+        crate::report::create_outputs(args.json.as_deref(), args.html.as_deref())?;
     let remove_json = || {
         for path in [&args.json, &args.html].into_iter().flatten() {
             let _ = std::fs::remove_file(path);
@@ -767,17 +751,6 @@ fn explain(target: SocketAddr, args: &MqttArgs, failure: Failure) -> anyhow::Err
         "is this a plain-TCP MQTT port? (add --tls --ca FILE for TLS)"
     };
     match kind {
-        "connect_refused" => anyhow::anyhow!(
-            "cannot connect to {target}: {detail} (is the broker running and listening there?)"
-        ),
-        "connect_timeout" | "connect_no_local_port" | "connect_error" => {
-            anyhow::anyhow!("cannot connect to {target}: {detail}")
-        }
-        "tls_bad_certificate" => anyhow::anyhow!(
-            "TLS handshake with {target} failed: {detail} (does --ca hold the CA that signed \
-             the broker's certificate, and is `{}` (--server-name) one of its names?)",
-            args.server_name
-        ),
         "tls_alert_received" | "tls_incompatible" | "tls_protocol_error" | "tls_error"
         | "handshake_timeout" => {
             anyhow::anyhow!("TLS handshake with {target} failed: {detail} ({tls_hint})")
@@ -793,6 +766,10 @@ fn explain(target: SocketAddr, args: &MqttArgs, failure: Failure) -> anyhow::Err
             "{target}: {detail} (may this user subscribe to the --filter options? see also \
              --topic-prefix)"
         ),
-        _ => anyhow::anyhow!("MQTT session with {target} failed ({kind}): {detail}"),
+        // Connecting and certificates: explained as in every mode.
+        _ => crate::runner::explain_connect(target, &args.server_name, kind, &detail)
+            .unwrap_or_else(|| {
+                anyhow::anyhow!("MQTT session with {target} failed ({kind}): {detail}")
+            }),
     }
 }

@@ -3,51 +3,10 @@
 //! failures; the latencies are those of the measured deliveries).
 
 use super::summary::FanoutReport;
-use crate::chart::{self, Block, Chart, Page, Scale, Series};
-use crate::timeline::Second;
+use crate::timeline::{self, Labels, Second};
 
 /// The `--html` document: both charts, the summary table and the command line.
 pub(crate) fn page(report: &FanoutReport, seconds: &[Second]) -> String {
-    let ms = |us: Option<u64>| us.map(|v| v as f64 / 1e3);
-    let series = |f: &dyn Fn(&Second) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
-        seconds.iter().map(|s| (s.t_s, f(s))).collect()
-    };
-    let throughput = Chart {
-        title: "Messages received by all subscribers, per second",
-        x_unit: "s",
-        y_unit: "msg",
-        y_scale: Scale::Linear,
-        series: vec![
-            Series {
-                name: "received",
-                color: "#2ca02c",
-                points: series(&|s| Some(s.ok as f64)),
-            },
-            Series {
-                name: "errors",
-                color: "#d62728",
-                points: series(&|s| Some(s.failed as f64)),
-            },
-        ],
-    };
-    let latency = Chart {
-        title: "End-to-end latency of the measured deliveries, per second",
-        x_unit: "s",
-        y_unit: "ms",
-        y_scale: Scale::Log,
-        series: vec![
-            Series {
-                name: "p50",
-                color: "#1f77b4",
-                points: series(&|s| ms(s.p50_us)),
-            },
-            Series {
-                name: "p99",
-                color: "#ff7f0e",
-                points: series(&|s| ms(s.p99_us)),
-            },
-        ],
-    };
     let title = format!("rampart-loadgen mqtt → {}", report.target);
     let about = format!(
         "{} publishers ({}) to {} subscribers, QoS {}, {} B payloads over {}; x: seconds since \
@@ -68,20 +27,20 @@ pub(crate) fn page(report: &FanoutReport, seconds: &[Second]) -> String {
         report.transport,
         report.warmup_s,
     );
-    let table = report.table();
-    let command_line = chart::shell_line(&report.command_line);
-    chart::html(&Page {
-        title: &title,
-        blocks: vec![
-            Block::Text(&about),
-            Block::Chart(throughput),
-            Block::Chart(latency),
-            Block::Heading("Summary"),
-            Block::Pre(&table),
-            Block::Heading("Command line"),
-            Block::Pre(&command_line),
-        ],
-    })
+    timeline::page(
+        &title,
+        &about,
+        Labels {
+            throughput_title: "Messages received by all subscribers, per second",
+            unit: "msg",
+            ok: "received",
+            failed: "errors",
+            latency_title: "End-to-end latency of the measured deliveries, per second",
+        },
+        seconds,
+        &report.table(),
+        &report.command_line,
+    )
 }
 
 #[cfg(test)]
