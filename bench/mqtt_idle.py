@@ -20,81 +20,27 @@ Example, against `rampart up` (give the `rampart dataplane` child's pid):
 
 import argparse
 import asyncio
-import errno
 import json
 import math
 import multiprocessing
 import os
-import resource
-import ssl
 import sys
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def status_kib(pid, key="VmRSS"):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except FileNotFoundError:
-        pass
-    raise SystemExit(f"no process {pid}")
-
-
-def rss_kib(pid):
-    return status_kib(pid, "VmRSS")
-
-
-def cpu_s(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
-
-
-def connect_packet(client_id, user, password, keepalive=60):
-    def s(b):
-        return len(b).to_bytes(2, "big") + b
-
-    body = s(b"MQTT") + bytes([4, 0xC2]) + keepalive.to_bytes(2, "big")
-    body += s(client_id.encode()) + s(user.encode()) + s(password.encode())
-    n, enc = len(body), b""
-    while True:
-        d, n = n % 128, n // 128
-        enc += bytes([d | (0x80 if n else 0)])
-        if not n:
-            break
-    return b"\x10" + enc + body
-
-
-def source_address(i, spread):
-    """Connection i's source address: 127.1.0.1 upwards, `spread` addresses in turn."""
-    k = i % spread
-    return f"127.{1 + k // 65024}.{(k // 254) % 256}.{1 + k % 254}"
-
-
-def classify(e):
-    if isinstance(e, asyncio.TimeoutError):
-        return "timeout"
-    if isinstance(e, ssl.SSLError):
-        return "tls_error"
-    if isinstance(e, asyncio.IncompleteReadError):
-        return "closed_before_connack"
-    if isinstance(e, ConnectionRefusedError):
-        return "connection_refused"
-    if isinstance(e, ConnectionResetError):
-        return "connection_reset"
-    if isinstance(e, OSError) and e.errno:
-        return "os_" + errno.errorcode.get(e.errno, str(e.errno)).lower()
-    if isinstance(e, Refused):
-        return "connack_refused"
-    return type(e).__name__
-
-
-class Refused(Exception):
-    pass
+sys.dont_write_bytecode = True  # no bench/__pycache__ in the checkout
+from mqtt_clients import (  # noqa: E402  (bench/, the script's folder, is sys.path[0])
+    Refused,
+    connect_packet,
+    count_failure,
+    die_with_parent,
+    failures_by_kind,
+    merge_failures,
+    proc_cpu_s,
+    raise_nofile,
+    source_address,
+    status_kib,
+    tls_context,
+)
 
 
 async def open_all(indices, args, password, ctx):
@@ -116,15 +62,14 @@ async def open_all(indices, args, password, ctx):
                     ),
                     args.timeout,
                 )
-                w.write(connect_packet(f"idle-{i}", args.user, password, args.keepalive))
+                pkt = connect_packet(f"idle-{i}", args.user, password, keepalive=args.keepalive)
+                w.write(pkt)
                 ack = await asyncio.wait_for(r.readexactly(4), args.timeout)
                 if ack[:1] != b"\x20" or ack[3] != 0:
                     raise Refused(f"connection {i}: CONNACK {ack!r}")
                 writers.append((r, w))
             except Exception as e:
-                kind = classify(e)
-                failures[kind] = failures.get(kind, 0) + 1
-                examples.setdefault(kind, str(e)[:200] or type(e).__name__)
+                count_failure(failures, examples, e)
                 if w is not None:
                     w.close()
 
@@ -134,33 +79,7 @@ async def open_all(indices, args, password, ctx):
 
 
 def make_ctx(args):
-    if not args.tls:
-        return None
-    ctx = ssl.create_default_context(cafile=args.ca)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.check_hostname = False
-    return ctx
-
-
-def die_with_parent(parent):
-    """Linux: this (worker) process is killed when its parent dies, e.g. when `timeout` stops
-    the parent, instead of holding its connections until its own timeouts."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return tls_context(args.ca) if args.tls else None
 
 
 async def hold_in_worker(indices, args, password, ready_q, close_ev):
@@ -211,8 +130,8 @@ def main():
     procs = min(procs, args.n) if args.n > 0 else 1
     args.concurrency = max(1, args.concurrency // procs)
 
-    before = rss_kib(args.pid)
-    cpu0 = cpu_s(args.pid)
+    before = status_kib(args.pid, "VmRSS")
+    cpu0 = proc_cpu_s(args.pid)
     t0 = time.perf_counter()
     results, workers = [], []
     if procs == 1:
@@ -242,9 +161,9 @@ def main():
             raise SystemExit(f"a client process failed: {errs[0]}")
     setup_s = time.perf_counter() - t0
     time.sleep(args.hold)
-    after = rss_kib(args.pid)
+    after = status_kib(args.pid, "VmRSS")
     hwm = status_kib(args.pid, "VmHWM")
-    cpu1 = cpu_s(args.pid)
+    cpu1 = proc_cpu_s(args.pid)
     if procs == 1:
         for _, w in writers:
             w.close()
@@ -258,12 +177,7 @@ def main():
                 p.kill()
 
     opened = sum(r["open"] for r in results)
-    failures, examples = {}, {}
-    for r in results:
-        for k, v in r["failures"].items():
-            failures[k] = failures.get(k, 0) + v
-        for k, v in r["examples"].items():
-            examples.setdefault(k, v)
+    failures, examples = merge_failures(results)
     per_conn = (after - before) * 1024 / opened if opened else None
     kind = "tls" if args.tls else "tcp"
     print(f"{kind} {opened} idle connections: RSS {before} -> {after} KiB, "
@@ -277,9 +191,7 @@ def main():
             "asked": args.n,
             "connected": opened,
             "failed": args.n - opened,
-            "failures_by_kind": {
-                k: {"count": v, "example": examples.get(k, "")} for k, v in sorted(failures.items())
-            },
+            "failures_by_kind": failures_by_kind(failures, examples),
             "procs": procs,
             "source_addresses": min(args.spread, args.n) if args.spread else 1,
             "rlimit_nofile": nofile,

@@ -20,92 +20,30 @@ Example:
 
 import argparse
 import asyncio
-import errno
 import json
 import multiprocessing
 import os
 import resource
-import ssl
 import sys
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_status(pid):
-    """VmRSS and VmHWM of a process, KiB."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(("VmRSS", "VmHWM")):
-                out[line.split(":")[0]] = int(line.split()[1])
-    return out
-
-
-def proc_cpu_s(pid):
-    """utime + stime of a process, seconds (fields 14 and 15 of proc(5), after `(comm)`)."""
-    with open(f"/proc/{pid}/stat") as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
-
-
-def varint(n):
-    out = b""
-    while True:
-        d, n = n % 128, n // 128
-        out += bytes([d | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def connect_packet(client_id, user, password, version, keepalive):
-    def s(b):
-        return len(b).to_bytes(2, "big") + b
-
-    # Flags: user name, password, clean session (0xC2).
-    body = s(b"MQTT") + bytes([version, 0xC2]) + keepalive.to_bytes(2, "big")
-    if version == 5:
-        body += b"\x00"  # no properties
-    body += s(client_id.encode()) + s(user.encode()) + s(password.encode())
-    return b"\x10" + varint(len(body)) + body
-
+sys.dont_write_bytecode = True  # no bench/__pycache__ in the checkout
+from mqtt_clients import (  # noqa: E402  (bench/, the script's folder, is sys.path[0])
+    Refused,
+    connect_packet,
+    count_failure,
+    die_with_parent,
+    failures_by_kind,
+    merge_failures,
+    proc_cpu_s,
+    proc_status,
+    raise_nofile,
+    read_packet,
+    source_address,
+    tls_context,
+)
 
 DISCONNECT = {4: b"\xe0\x00", 5: b"\xe0\x00"}
-
-
-async def read_packet(reader):
-    """One MQTT packet: (first byte, body)."""
-    first = (await reader.readexactly(1))[0]
-    length, mult = 0, 1
-    for _ in range(4):
-        b = (await reader.readexactly(1))[0]
-        length += (b & 0x7F) * mult
-        mult *= 128
-        if not b & 0x80:
-            break
-    return first, await reader.readexactly(length)
-
-
-def source_address(i, spread):
-    """Client i's source address: 127.1.0.1 upwards, `spread` addresses in turn."""
-    k = i % spread
-    return f"127.{1 + k // 65024}.{(k // 254) % 256}.{1 + k % 254}"
-
-
-def classify(e):
-    if isinstance(e, asyncio.TimeoutError):
-        return "timeout"
-    if isinstance(e, ssl.SSLError):
-        return "tls_error"
-    if isinstance(e, asyncio.IncompleteReadError):
-        return "closed_before_connack"
-    if isinstance(e, ConnectionRefusedError):
-        return "connection_refused"
-    if isinstance(e, ConnectionResetError):
-        return "connection_reset"
-    if isinstance(e, OSError) and e.errno:
-        return "os_" + errno.errorcode.get(e.errno, str(e.errno)).lower()
-    return type(e).__name__
 
 
 closing = []
@@ -133,7 +71,7 @@ async def attempt(i, args, ctx, creds):
         if first >> 4 != 2 or len(body) < 2:
             raise RuntimeError("not_connack")
         if body[1] != 0:
-            raise ConnackRefused(body[1])
+            raise Refused(f"CONNACK {body[1]:#04x}", body[1])
         writer.write(DISCONNECT[args.version])
         await asyncio.wait_for(writer.drain(), args.timeout)
         return latency
@@ -144,20 +82,10 @@ async def attempt(i, args, ctx, creds):
         closing.append(writer)
 
 
-class ConnackRefused(Exception):
-    def __init__(self, code):
-        super().__init__(f"CONNACK {code:#04x}")
-        self.kind = f"connack_{code:#04x}"
-
-
 async def run_clients(indices, args, creds, t_start):
     ctx = None
     if args.tls:
-        ctx = ssl.create_default_context(cafile=args.ca)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if args.tls12:
-            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        ctx.check_hostname = args.server_name != ""
+        ctx = tls_context(args.ca, check_hostname=args.server_name != "", tls12_only=args.tls12)
     sem = asyncio.Semaphore(args.concurrency)
     latencies, failures, examples, accepted_at = [], {}, {}, []
 
@@ -170,9 +98,7 @@ async def run_clients(indices, args, creds, t_start):
                     accepted_at.append(time.time() - t_start)
                     return
                 except Exception as e:  # every failure is counted by kind
-                    kind = e.kind if isinstance(e, ConnackRefused) else classify(e)
-                    failures[kind] = failures.get(kind, 0) + 1
-                    examples.setdefault(kind, str(e)[:200] or type(e).__name__)
+                    count_failure(failures, examples, e)
             if n < args.retries:
                 await asyncio.sleep(args.retry_delay)
 
@@ -206,27 +132,6 @@ def worker(indices, args, creds, t_start, q, parent):
         q.put(asyncio.run(run_clients(indices, args, creds, t_start)))
     except BaseException as e:  # report instead of hanging the parent
         q.put({"error": repr(e)})
-
-
-def die_with_parent(parent):
-    """Linux: this (worker) process is killed when its parent dies, e.g. when `timeout` stops
-    the parent, instead of holding its connections until its own timeouts."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def pct(sorted_vals, q):
@@ -320,12 +225,7 @@ def main():
 
     lat = sorted(x for p in parts for x in p["latencies"])
     acc = sorted(x for p in parts for x in p["accepted_at"])
-    failures, examples = {}, {}
-    for p in parts:
-        for k, v in p["failures"].items():
-            failures[k] = failures.get(k, 0) + v
-        for k, v in p["examples"].items():
-            examples.setdefault(k, v)
+    failures, examples = merge_failures(parts)
     accepted = len(lat)
     all_s = acc[-1] if accepted == args.n and acc else None
     span = acc[-1] if acc else None
@@ -348,9 +248,7 @@ def main():
         "last_accept_s": None if span is None else round(span, 4),
         "connects_per_s": round(accepted / span, 1) if span else None,
         "failed_attempts": sum(failures.values()),
-        "failures_by_kind": {
-            k: {"count": v, "example": examples.get(k, "")} for k, v in sorted(failures.items())
-        },
+        "failures_by_kind": failures_by_kind(failures, examples),
         "latency_ms": None
         if not lat
         else {
