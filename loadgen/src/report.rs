@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
+use std::io::{self, BufWriter, Write as _};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -37,6 +38,24 @@ pub(crate) fn create_outputs(
             Err(e).with_context(|| format!("cannot create --html {}", path.display()))
         }
     }
+}
+
+/// Writes `report` as pretty JSON into the `--json` file created before the run.
+pub(crate) fn write_json(file: File, path: &Path, report: &impl Serialize) -> anyhow::Result<()> {
+    let mut out = BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut out, report)
+        .map_err(io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush())
+        .with_context(|| format!("writing --json {}", path.display()))
+}
+
+/// Writes `page` into the `--html` file created before the run.
+pub(crate) fn write_html(file: File, path: &Path, page: &str) -> anyhow::Result<()> {
+    let mut out = BufWriter::new(file);
+    out.write_all(page.as_bytes())
+        .and_then(|()| out.flush())
+        .with_context(|| format!("writing --html {}", path.display()))
 }
 
 /// Formats microseconds for humans: `850 µs`, `1.23 ms`, `2.50 s`.

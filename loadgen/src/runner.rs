@@ -229,13 +229,7 @@ fn worker<O: Op>(mut op: O, shared: &Shared, tx: &mpsc::Sender<Vec<u64>>) -> Wor
                 shared.ok.fetch_add(1, Ordering::Relaxed);
             }
             Err(failure) => {
-                errors
-                    .entry(failure.kind)
-                    .or_insert_with(|| ErrorTally {
-                        count: 0,
-                        example: failure.detail,
-                    })
-                    .count += 1;
+                tally(&mut errors, failure);
                 shared.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -249,6 +243,17 @@ fn worker<O: Op>(mut op: O, shared: &Shared, tx: &mpsc::Sender<Vec<u64>>) -> Wor
         let _ = tx.send(batch);
     }
     WorkerResult { op, hist, errors }
+}
+
+/// Adds a failure to a tally.
+pub(crate) fn tally(errors: &mut BTreeMap<&'static str, ErrorTally>, failure: Failure) {
+    errors
+        .entry(failure.kind)
+        .or_insert_with(|| ErrorTally {
+            count: 0,
+            example: failure.detail,
+        })
+        .count += 1;
 }
 
 /// What to check when the first connection fails to connect or to complete TLS; None for

@@ -30,7 +30,6 @@ mod report;
 mod timeline;
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write as _};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -269,12 +268,7 @@ pub(crate) fn run(args: &HttpArgs, command_line: Vec<String>) -> anyhow::Result<
     };
     print!("{}", report.table());
     if let (Some(file), Some(path)) = (json_file, &args.json) {
-        let mut out = BufWriter::new(file);
-        serde_json::to_writer_pretty(&mut out, &report)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(out))
-            .and_then(|()| out.flush())
-            .with_context(|| format!("writing --json {}", path.display()))?;
+        crate::report::write_json(file, path, &report)?;
     }
     if let (Some(file), Some(path)) = (html_file, &args.html) {
         write_html(file, path, &report, &seconds)?;
@@ -295,10 +289,7 @@ fn write_html(
     report: &HttpReport,
     seconds: &[Second],
 ) -> anyhow::Result<()> {
-    let mut out = BufWriter::new(file);
-    out.write_all(timeline::page(report, seconds).as_bytes())
-        .and_then(|()| out.flush())
-        .with_context(|| format!("writing --html {}", path.display()))
+    crate::report::write_html(file, path, &timeline::page(report, seconds))
 }
 
 /// Removes the report files created before a run that did not happen.

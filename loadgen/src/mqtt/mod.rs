@@ -29,7 +29,6 @@ mod timeline;
 mod track;
 
 use std::collections::BTreeMap;
-use std::io::{self, BufWriter, Write as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -47,7 +46,7 @@ use crate::cli::{MqttArgs, MqttTopics, MqttVersion};
 use crate::report::{Latency, Report, fmt_us};
 use crate::rss::RssSampler;
 use crate::runner::{ErrorTally, Failure};
-pub(crate) use crate::runner::{new_histogram, record};
+pub(crate) use crate::runner::{new_histogram, record, tally};
 use crate::timeline::{Second, Timeline};
 use conn::{Conn, Settings};
 use summary::{CpuTimes, FanoutReport, Figures, Totals};
@@ -595,18 +594,10 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
     };
     print!("{}", report.table());
     if let (Some(file), Some(path)) = (json_file, &args.json) {
-        let mut out = BufWriter::new(file);
-        serde_json::to_writer_pretty(&mut out, &report)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(out))
-            .and_then(|()| out.flush())
-            .with_context(|| format!("writing --json {}", path.display()))?;
+        crate::report::write_json(file, path, &report)?;
     }
     if let (Some(file), Some(path)) = (html_file, &args.html) {
-        let mut out = BufWriter::new(file);
-        out.write_all(timeline::page(&report, &seconds).as_bytes())
-            .and_then(|()| out.flush())
-            .with_context(|| format!("writing --html {}", path.display()))?;
+        crate::report::write_html(file, path, &timeline::page(&report, &seconds))?;
     }
     if report.figures.delivered == 0 {
         bail!("no message was delivered ({error_count} errors)");
@@ -719,17 +710,6 @@ fn progress(
         ctx.shared.received.load(Ordering::Relaxed),
         ctx.shared.errors.load(Ordering::Relaxed),
     )
-}
-
-/// Adds a failure to a tally.
-pub(crate) fn tally(errors: &mut BTreeMap<&'static str, ErrorTally>, failure: Failure) {
-    errors
-        .entry(failure.kind)
-        .or_insert_with(|| ErrorTally {
-            count: 0,
-            example: failure.detail,
-        })
-        .count += 1;
 }
 
 /// Adds a failure to a tally and to the live error count.
