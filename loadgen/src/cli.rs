@@ -704,6 +704,14 @@ impl MqttArgs {
             if let Err(e) = TopicFilter::new(f.as_str()) {
                 return Err(format!("--filter `{f}` is not a valid topic filter: {e}"));
             }
+            if f.starts_with("$share/") {
+                // Each message goes to one member of a group: every subscriber expecting every
+                // message would count the others' deliveries as lost.
+                return Err(format!(
+                    "--filter `{f}`: shared subscriptions are not supported (each subscriber \
+                     is expected to receive every matching message)"
+                ));
+            }
             filters.push(f);
         }
         Ok(MqttTopics {
@@ -1068,7 +1076,7 @@ mod tests {
             let err = a.validate().unwrap_err();
             assert!(err.contains("--topic"), "{bad}: {err}");
         }
-        for bad in ["a/#/b", "a+/b", "", "$share//x"] {
+        for bad in ["a/#/b", "a+/b", "", "$share//x", "$share/g/a/+"] {
             let a = with(&["--filter", bad]).unwrap();
             let err = a.validate().unwrap_err();
             assert!(err.contains("--filter"), "{bad}: {err}");

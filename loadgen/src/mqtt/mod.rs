@@ -329,6 +329,7 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
         })
         .collect();
     if !expected.iter().any(|e| *e) {
+        remove_json();
         bail!(
             "no --filter matches any publisher's topic (e.g. `{}`): the subscribers would \
              receive nothing",
@@ -527,9 +528,14 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
     }
     // The measured window: --duration, or with --count from the warm-up's end to the last
     // measured send.
-    let window_s = if args.count.is_some() {
-        let last = ctx.shared.last_measured_ns.load(Ordering::Relaxed);
-        last.saturating_sub(plan.warm_ns) as f64 / 1e9
+    let window_s = if let Some(count) = args.count {
+        if args.rate > 0 {
+            // Open loop: the schedule is the window (count messages at the rate).
+            count as f64 / args.rate as f64
+        } else {
+            let last = ctx.shared.last_measured_ns.load(Ordering::Relaxed);
+            last.saturating_sub(plan.warm_ns) as f64 / 1e9
+        }
     } else {
         args.duration.as_secs_f64()
     };

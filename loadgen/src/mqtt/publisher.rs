@@ -19,6 +19,13 @@ use crate::runner::{ErrorTally, Failure};
 /// Publications per write when there is no rate limit (one syscall per batch).
 const WRITE_BATCH: u64 = 64;
 
+/// Bytes per write at most, whatever the batch (large payloads).
+const WRITE_BYTES: usize = 1 << 20;
+
+/// With a rate, how long after the window's end a publisher held back by the broker may go on
+/// writing the messages that were due inside it.
+const TAIL_LIMIT_NS: u64 = 10_000_000_000;
+
 /// After the run, how long a QoS 1 or 2 publisher waits for the acknowledgements still
 /// outstanding.
 const ACK_WAIT: Duration = Duration::from_secs(5);
@@ -163,7 +170,15 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
     let mut backoff = Backoff::default();
     'run: loop {
         let now = now_ns();
-        if now >= plan.end_ns
+        // With a rate the run ends on the schedule, not the clock: messages due inside the
+        // window are written even if the broker held the publisher back past its end.
+        let over = if ctx.rate == 0 {
+            now >= plan.end_ns
+        } else {
+            start.saturating_add(scheduled_ns(ctx.rate, seq)) >= plan.end_ns
+                || now >= plan.end_ns.saturating_add(TAIL_LIMIT_NS)
+        };
+        if over
             || ctx.shared.abort.load(Ordering::Relaxed)
             || ctx.count.is_some_and(|c| result.sent_measured >= c)
         {
@@ -185,10 +200,26 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
                 slowest = ctx.shared.slowest(usize::from(index), ctx.publishers);
                 let room = slowest.saturating_add(ctx.max_ahead).saturating_sub(seq);
                 if room == 0 {
-                    // The slowest subscriber is far behind: let it catch up, waiting longer
-                    // each time (many publishers polling every 50 µs would eat the CPU the
-                    // broker needs).
-                    backoff.wait();
+                    if acked && inflight.count > 0 {
+                        // Acknowledgements may be what the subscribers wait for (a QoS 2
+                        // message goes out after our PUBREL): read them meanwhile.
+                        let wait = Duration::from_millis(1);
+                        if ack_timeout != Some(wait) {
+                            let _ = conn.set_read_timeout(Some(wait));
+                            ack_timeout = Some(wait);
+                        }
+                        if let Err(failure) =
+                            read_acks(&mut conn, &mut inflight, &mut scratch, &mut result)
+                        {
+                            count_error(&mut result.errors, &ctx.shared, failure);
+                            break;
+                        }
+                    } else {
+                        // The slowest subscriber is far behind: let it catch up, waiting
+                        // longer each time (many publishers polling every 50 µs would eat the
+                        // CPU the broker needs).
+                        backoff.wait();
+                    }
                     continue;
                 }
                 backoff.reset();
@@ -211,6 +242,11 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
                 } else {
                     start.saturating_add(scheduled_ns(ctx.rate, seq))
                 };
+                // Past the window's end nothing counts: such a message would be expected but
+                // never measured at the subscribers.
+                if sent_ns >= plan.end_ns || out.len() >= WRITE_BYTES {
+                    break;
+                }
                 if acked {
                     publish.packet_id = Some(inflight.take());
                 }

@@ -218,13 +218,14 @@ pub(crate) fn run(
                             continue;
                         };
                         let seen = sub.tracks[usize::from(stamp.publisher)].observe(stamp.seq);
-                        if stamp.sent_ns >= plan.warm_ns && stamp.sent_ns < plan.end_ns {
+                        if stamp.sent_ns >= plan.warm_ns
+                            && stamp.sent_ns < plan.end_ns
+                            && seen != Seen::Duplicate
+                        {
                             let us = now.saturating_sub(stamp.sent_ns) / 1_000;
                             record(&mut result.latency_us, us);
                             record(&mut interval, us);
-                            if seen != Seen::Duplicate {
-                                result.delivered += 1;
-                            }
+                            result.delivered += 1;
                         }
                     }
                     Ok(Some(Packet::Pubrel(rel))) => {

@@ -218,7 +218,7 @@ pub(crate) struct FanoutReport {
     pub(crate) payload_bytes: usize,
     /// Messages per second per publisher; 0 = unlimited.
     pub(crate) rate_per_publisher: u64,
-    /// QoS 1: the in-flight window used (the lowest over the publishers).
+    /// QoS 1 or 2: the in-flight window used (the lowest over the publishers).
     pub(crate) inflight: Option<u16>,
     /// Most messages a publisher ran ahead of its slowest subscriber; 0 = no limit.
     pub(crate) max_ahead: u64,
@@ -263,7 +263,7 @@ pub(crate) struct FanoutReport {
     pub(crate) subscribers_incomplete: u32,
     /// Subscriber connections that failed during the run.
     pub(crate) subscribers_failed: u32,
-    /// QoS 1 publications never acknowledged by the broker.
+    /// QoS 1 or 2 publications never acknowledged by the broker (PUBACK or PUBCOMP).
     pub(crate) unacked: u64,
     pub(crate) errors: u64,
     pub(crate) errors_by_kind: BTreeMap<&'static str, ErrorReport>,

@@ -85,9 +85,16 @@ impl Payload {
     }
 
     /// The stamp, then `content`: inside it as its first member if it is a JSON object (it
-    /// starts with `{`), in front of it otherwise.
+    /// starts with `{`, after any byte order mark and whitespace, which are dropped), in front
+    /// of it otherwise.
     pub(crate) fn around(content: &[u8]) -> Self {
-        match content.strip_prefix(b"{") {
+        // A JSON text may start with a byte order mark and whitespace.
+        let text = content.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(content);
+        let start = text
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(text.len());
+        match text[start..].strip_prefix(b"{") {
             Some(rest) => {
                 let mut bytes = JSON_HEAD.to_vec();
                 bytes.extend_from_slice(&[b'0'; JSON_HEX]);
@@ -305,6 +312,13 @@ mod tests {
         let mut f = Payload::filler(100);
         assert_eq!(f.stamped(stamp).len(), 100);
         assert_eq!(Stamp::read_any(f.stamped(stamp)), Some(stamp));
+        // A byte order mark and leading whitespace do not hide a JSON object.
+        let mut w = Payload::around(b"\xEF\xBB\xBF \n{\"a\":1}");
+        let bytes = w.stamped(stamp).to_vec();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["a"],
+            1
+        );
         // A broken JSON stamp is not read as one.
         let mut bad = bytes.clone();
         bad.splice(0..0, b"{\"lg\":\"zz".iter().copied());
