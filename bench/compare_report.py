@@ -146,6 +146,90 @@ def mqtt_row(runs):
     }
 
 
+# Table columns: header, row key, decimals, whether the Rampart / Mosquitto row gives a ratio.
+MQTT_COLUMNS = [
+    ("sent msg/s", "sent", 0, True), ("delivered msg/s", "delivered", 0, True),
+    ("lost %", "lost", 3, False), ("p50 ms", "p50", 2, True), ("p99 ms", "p99", 2, True),
+    ("p99.9 ms", "p999", 2, True), ("broker CPU % measured", "cpu", 0, True),
+    ("broker CPU % whole run", "cpu_run", 0, True), ("broker peak RSS MiB", "rss", 1, True),
+    ("errors", "errors", 0, False), ("client CPU %", "client_cpu", 0, False),
+]
+IDLE_COLUMNS = [
+    ("connected", "connected", 0, False), ("setup s", "setup", 1, True),
+    ("connects/s", "cps", 0, True), ("RSS before MiB", "before", 1, True),
+    ("RSS after MiB", "after", 1, True), ("bytes per connection", "bpc", 0, True),
+    ("broker peak RSS MiB", "rss", 1, True), ("broker CPU ms per connection", "cpu_ms", 2, True),
+    ("failed", "failed", 0, False),
+]
+STORM_COLUMNS = [
+    ("accepted", "accepted_of", 0, False), ("time to accept all s", "all", 2, True),
+    ("connects/s", "cps", 0, True), ("p50 ms", "p50", 2, True), ("p99 ms", "p99", 2, True),
+    ("max ms", "max", 2, True), ("failed attempts", "failed", 0, False),
+    ("broker CPU %", "cpu", 0, True), ("broker CPU ms per connection", "cpu_ms", 2, True),
+    ("broker peak RSS MiB", "rss", 1, True), ("client CPU s", "client", 1, False),
+]
+
+
+def broker_table(out, columns, by_broker, row_of):
+    """A row per broker (`row_of(runs)`: its figures, None if every run failed), then
+    Rampart / Mosquitto for the columns that take a ratio."""
+    out.append("| broker | " + " | ".join(c[0] for c in columns) + " |")
+    out.append("|---" * (len(columns) + 1) + "|")
+    rows = {}
+    for b in BROKERS:
+        runs = by_broker.get(b, [])
+        if not runs:
+            continue
+        row = rows[b] = row_of(runs)
+        if row is None:
+            out.append(f"| {b} | {failure_note(runs[0])} |" + " - |" * (len(columns) - 1))
+            continue
+        cells = [row[k] if isinstance(row[k], str) else fmt(row[k], digits)
+                 for _, k, digits, _ in columns]
+        out.append(f"| {b} | " + " | ".join(cells) + " |")
+    r, m = rows.get("rampart"), rows.get("mosquitto")
+    if r and m:
+        cells = [ratio(r[k], m[k]) if takes_ratio else "-" for _, k, _, takes_ratio in columns]
+        out.append("| **Rampart / Mosquitto** | " + " | ".join(cells) + " |")
+
+
+def idle_row(runs):
+    """Median figures of one broker's idle runs."""
+    ok = [r for r in runs if r["data"]]
+    if not ok:
+        return None
+    d = lambda k: median(r["data"].get(k) for r in ok)  # noqa: E731
+    s = lambda k: median(r["data"]["server"].get(k) for r in ok)  # noqa: E731
+    return {
+        "connected": d("connected"), "setup": d("setup_s"), "cps": d("connects_per_s"),
+        "before": mib(s("rss_before_kib")), "after": mib(s("rss_after_kib")),
+        "bpc": d("bytes_per_connection"), "rss": median(mib(r["hwm_kib"]) for r in ok),
+        "cpu_ms": median(
+            1000 * r["data"]["server"]["cpu_s"] / r["data"]["connected"]
+            if r["data"]["connected"] else None for r in ok),
+        "failed": d("failed"),
+    }
+
+
+def storm_row(runs):
+    """Median figures of one broker's storm runs."""
+    ok = [r for r in runs if r["data"]]
+    if not ok:
+        return None
+    d = lambda k: median(r["data"].get(k) for r in ok)  # noqa: E731
+    lat = lambda k: median((r["data"].get("latency_ms") or {}).get(k) for r in ok)  # noqa: E731
+    return {
+        "accepted_of": f"{fmt(d('accepted'))} / {fmt(ok[0]['data']['clients'])}",
+        "all": d("time_to_all_accepted_s"),
+        "cps": d("connects_per_s"), "p50": lat("p50"), "p99": lat("p99"), "max": lat("max"),
+        "failed": d("failed_attempts"), "cpu": median(cpu_pct(r) for r in ok),
+        "cpu_ms": median(
+            1000 * r["data"]["server"]["cpu_s"] / r["data"]["accepted"]
+            if r["data"].get("server") and r["data"]["accepted"] else None for r in ok),
+        "rss": median(mib(r["hwm_kib"]) for r in ok), "client": d("client_cpu_s"),
+    }
+
+
 def scenario_title(scen, j, meta):
     pubs, subs = j.get("publishers"), j.get("subscribers")
     rate = j.get("rate_per_publisher")
@@ -186,34 +270,7 @@ def mqtt_section(scen, by_broker, meta, out):
         detail.append(f"{first['warmup_s']:g} s warm-up, {first['duration_s']:g} s measured")
     if detail:
         out.append("; ".join(detail) + ".\n")
-    out.append("| broker | sent msg/s | delivered msg/s | lost % | p50 ms | p99 ms | p99.9 ms "
-               "| broker CPU % measured | broker CPU % whole run | broker peak RSS MiB | errors "
-               "| client CPU % |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    rows = {}
-    for b in BROKERS:
-        runs = by_broker.get(b, [])
-        if not runs:
-            continue
-        row = mqtt_row(runs)
-        rows[b] = row
-        if row is None:
-            out.append(f"| {b} | {failure_note(runs[0])} |" + " - |" * 10)
-            continue
-        out.append(
-            f"| {b} | {fmt(row['sent'])} | {fmt(row['delivered'])} | {fmt(row['lost'], 3)} | "
-            f"{fmt(row['p50'], 2)} | {fmt(row['p99'], 2)} | {fmt(row['p999'], 2)} | "
-            f"{fmt(row['cpu'])} | {fmt(row['cpu_run'])} | {fmt(row['rss'], 1)} | "
-            f"{fmt(row['errors'])} | "
-            f"{fmt(row['client_cpu'])} |")
-    r, m = rows.get("rampart"), rows.get("mosquitto")
-    if r and m:
-        out.append(
-            f"| **Rampart / Mosquitto** | {ratio(r['sent'], m['sent'])} | "
-            f"{ratio(r['delivered'], m['delivered'])} | - | {ratio(r['p50'], m['p50'])} | "
-            f"{ratio(r['p99'], m['p99'])} | {ratio(r['p999'], m['p999'])} | "
-            f"{ratio(r['cpu'], m['cpu'])} | {ratio(r['cpu_run'], m['cpu_run'])} | "
-            f"{ratio(r['rss'], m['rss'])} | - | - |")
+    broker_table(out, MQTT_COLUMNS, by_broker, mqtt_row)
     for b in BROKERS:
         for run in by_broker.get(b, []):
             if run["data"] is not None and run["rc"] != 0:
@@ -234,41 +291,7 @@ def idle_section(by_broker, meta, out):
                    f"CONNACK, then silence; all held for {first['hold_s']:g} s before the broker's "
                    f"RSS is read. The connections come from {first['source_addresses']:,} source "
                    f"addresses in 127.0.0.0/8.\n")
-    out.append("| broker | connected | setup s | connects/s | RSS before MiB | RSS after MiB "
-               "| bytes per connection | broker peak RSS MiB | broker CPU ms per connection "
-               "| failed |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|")
-    rows = {}
-    for b in BROKERS:
-        runs = by_broker.get(b, [])
-        ok = [r for r in runs if r["data"]]
-        if not runs:
-            continue
-        if not ok:
-            out.append(f"| {b} | {failure_note(runs[0])} |" + " - |" * 8)
-            continue
-        d = lambda k: median(r["data"].get(k) for r in ok)  # noqa: E731
-        s = lambda k: median(r["data"]["server"].get(k) for r in ok)  # noqa: E731
-        row = {
-            "connected": d("connected"), "setup": d("setup_s"), "cps": d("connects_per_s"),
-            "before": mib(s("rss_before_kib")), "after": mib(s("rss_after_kib")),
-            "bpc": d("bytes_per_connection"), "rss": median(mib(r["hwm_kib"]) for r in ok),
-            "cpu_ms": median(
-                1000 * r["data"]["server"]["cpu_s"] / r["data"]["connected"]
-                if r["data"]["connected"] else None for r in ok),
-            "failed": d("failed"),
-        }
-        rows[b] = row
-        out.append(
-            f"| {b} | {fmt(row['connected'])} | {fmt(row['setup'], 1)} | {fmt(row['cps'])} | "
-            f"{fmt(row['before'], 1)} | {fmt(row['after'], 1)} | {fmt(row['bpc'])} | "
-            f"{fmt(row['rss'], 1)} | {fmt(row['cpu_ms'], 2)} | {fmt(row['failed'])} |")
-    r, m = rows.get("rampart"), rows.get("mosquitto")
-    if r and m:
-        out.append(f"| **Rampart / Mosquitto** | - | {ratio(r['setup'], m['setup'])} | "
-                   f"{ratio(r['cps'], m['cps'])} | {ratio(r['before'], m['before'])} | "
-                   f"{ratio(r['after'], m['after'])} | {ratio(r['bpc'], m['bpc'])} | "
-                   f"{ratio(r['rss'], m['rss'])} | {ratio(r['cpu_ms'], m['cpu_ms'])} | - |")
+    broker_table(out, IDLE_COLUMNS, by_broker, idle_row)
     failures_note(by_broker, out)
     out.append("")
 
@@ -306,44 +329,7 @@ def storm_section(by_broker, meta, out):
                    f"({min(broker_ms):.2f}–{max(broker_ms):.2f} ms), on the same 2 cores: the rate "
                    f"and the latencies are bounded by the client, and the broker's CPU per "
                    f"connection is the figure that compares the brokers.\n")
-    out.append("| broker | accepted | time to accept all s | connects/s | p50 ms | p99 ms | max ms "
-               "| failed attempts | broker CPU % | broker CPU ms per connection "
-               "| broker peak RSS MiB | client CPU s |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    rows = {}
-    for b in BROKERS:
-        runs = by_broker.get(b, [])
-        ok = [r for r in runs if r["data"]]
-        if not runs:
-            continue
-        if not ok:
-            out.append(f"| {b} | {failure_note(runs[0])} |" + " - |" * 10)
-            continue
-        d = lambda k: median(r["data"].get(k) for r in ok)  # noqa: E731
-        lat = lambda k: median((r["data"].get("latency_ms") or {}).get(k) for r in ok)  # noqa: E731
-        row = {
-            "accepted": d("accepted"), "all": d("time_to_all_accepted_s"),
-            "cps": d("connects_per_s"), "p50": lat("p50"), "p99": lat("p99"), "max": lat("max"),
-            "failed": d("failed_attempts"), "cpu": median(cpu_pct(r) for r in ok),
-            "cpu_ms": median(
-                1000 * r["data"]["server"]["cpu_s"] / r["data"]["accepted"]
-                if r["data"].get("server") and r["data"]["accepted"] else None for r in ok),
-            "rss": median(mib(r["hwm_kib"]) for r in ok), "client": d("client_cpu_s"),
-        }
-        rows[b] = row
-        out.append(
-            f"| {b} | {fmt(row['accepted'])} / {fmt(ok[0]['data']['clients'])} | "
-            f"{fmt(row['all'], 2)} | {fmt(row['cps'])} | {fmt(row['p50'], 2)} | "
-            f"{fmt(row['p99'], 2)} | {fmt(row['max'], 2)} | {fmt(row['failed'])} | "
-            f"{fmt(row['cpu'])} | {fmt(row['cpu_ms'], 2)} | {fmt(row['rss'], 1)} | "
-            f"{fmt(row['client'], 1)} |")
-    r, m = rows.get("rampart"), rows.get("mosquitto")
-    if r and m:
-        out.append(f"| **Rampart / Mosquitto** | - | {ratio(r['all'], m['all'])} | "
-                   f"{ratio(r['cps'], m['cps'])} | {ratio(r['p50'], m['p50'])} | "
-                   f"{ratio(r['p99'], m['p99'])} | {ratio(r['max'], m['max'])} | - | "
-                   f"{ratio(r['cpu'], m['cpu'])} | {ratio(r['cpu_ms'], m['cpu_ms'])} | "
-                   f"{ratio(r['rss'], m['rss'])} | - |")
+    broker_table(out, STORM_COLUMNS, by_broker, storm_row)
     failures_note(by_broker, out)
     out.append("")
 
