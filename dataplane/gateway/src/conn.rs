@@ -1,7 +1,7 @@
 //! One connection: TLS handshake, then the protocol's first stage, under deadlines.
 
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -81,22 +81,44 @@ impl ConnCtx {
     }
 }
 
+/// A protocol's session on one connection, boxed at its own size.
+type Session = Pin<Box<dyn Future<Output = ()>>>;
+
 /// Serves one accepted TCP connection to its end. `ticket`: its place under the HTTPS front's
 /// connection caps.
+///
+/// A future is as large as its largest state, and each connection's task is allocated at the
+/// size of this one, for the connection's whole life: so the TLS handshake is a boxed future
+/// freed when it ends, and each protocol's session a boxed future of its own size. A quiet MQTT
+/// connection then holds what MQTT needs, not the HTTPS front's or the CIRA server's larger
+/// states (memory per idle connection, docs/benchmarks.md).
 pub(crate) async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
     ctx: Rc<ConnCtx>,
     ticket: Option<crate::front::guard::Ticket>,
 ) {
+    let session = Box::pin(open(tcp, peer, ctx, ticket)).await;
+    if let Some(session) = session {
+        session.await;
+    }
+}
+
+/// The TLS handshake (for a TLS listener), then the listener's protocol; `None` when the
+/// connection ended first.
+async fn open(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    ctx: Rc<ConnCtx>,
+    ticket: Option<crate::front::guard::Ticket>,
+) -> Option<Session> {
     let _ = tcp.set_nodelay(true);
     let Some(tls) = ctx.tls.clone() else {
         // Plaintext listeners exist only for MQTT (the configuration refuses others).
-        if let Some(mqtt) = ctx.mqtt.clone() {
-            let connect = ctx.first_stage.1;
-            crate::mqtt::conn::serve(Io::Plain(tcp), peer, ctx, mqtt, connect).await;
-        }
-        return;
+        let mqtt = ctx.mqtt.clone()?;
+        let connect = ctx.first_stage.1;
+        let io = Io::Plain(tcp);
+        return Some(Box::pin(crate::mqtt::conn::serve(io, peer, ctx, mqtt, connect)));
     };
     if ctx.front.is_some() {
         // Best effort: the default still bounds what a slow reader pins.
@@ -109,7 +131,7 @@ pub(crate) async fn serve(
             Either::Left((res, _)) => res,
             Either::Right(_) => {
                 ctx.record(Event::Drained);
-                return;
+                return None;
             }
         }
     };
@@ -117,7 +139,7 @@ pub(crate) async fn serve(
         Ok(s) => s,
         Err(e) => {
             ctx.close_with(peer, &e);
-            return;
+            return None;
         }
     };
     ctx.record(Event::HandshakeOk);
@@ -129,16 +151,24 @@ pub(crate) async fn serve(
         alpn = ?stream.alpn_protocol().map(String::from_utf8_lossy),
         sni = stream.server_name().unwrap_or("")
     );
+    session(stream, peer, ctx, ticket)
+}
+
+/// The session of the listener's protocol over an established TLS stream.
+fn session(
+    stream: TlsStream,
+    peer: SocketAddr,
+    ctx: Rc<ConnCtx>,
+    ticket: Option<crate::front::guard::Ticket>,
+) -> Option<Session> {
     if let Some(front) = ctx.front.clone() {
-        crate::front::serve(stream, peer, ctx, front, ticket).await;
-        return;
+        return Some(Box::pin(crate::front::serve(stream, peer, ctx, front, ticket)));
     }
     if let Some(mqtt) = ctx.mqtt.clone() {
         let connect = ctx.first_stage.1;
-        crate::mqtt::conn::serve(Io::Tls(Box::new(stream)), peer, ctx, mqtt, connect).await;
-        return;
+        let io = Io::Tls(Box::new(stream));
+        return Some(Box::pin(crate::mqtt::conn::serve(io, peer, ctx, mqtt, connect)));
     }
-    if let Some(cira) = ctx.cira.clone() {
-        crate::cira::serve(stream, peer, ctx, cira).await;
-    }
+    let cira = ctx.cira.clone()?;
+    Some(Box::pin(crate::cira::serve(stream, peer, ctx, cira)))
 }

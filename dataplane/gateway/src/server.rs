@@ -313,6 +313,7 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         broker: config.broker.clone(),
         broker_stats: broker_stats.clone(),
         broker_budget: Arc::new(AtomicUsize::new(0)),
+        broker_interest: (0..broker_tx.len()).map(|_| AtomicUsize::new(0)).collect(),
         broker_tx: if has_mqtt { broker_tx } else { Vec::new() },
         counters: counters.clone(),
         max_connections: config.max_connections_per_core,
@@ -438,6 +439,8 @@ struct Shared {
     broker_stats: BrokerStats,
     /// Bytes queued to MQTT clients on every core.
     broker_budget: Arc<AtomicUsize>,
+    /// Subscriptions indexed on each core (see `Broker::route`).
+    broker_interest: Arc<[AtomicUsize]>,
     /// The control link, when running under the control plane.
     link: Option<link::LinkHandle>,
     /// The external auth backend, if configured.
@@ -593,6 +596,7 @@ fn start_broker(
         stats.clone(),
         shared.broker_budget.clone(),
         shared.broker_tx.clone(),
+        shared.broker_interest.clone(),
     );
     let core = Rc::new(MqttCore {
         broker: RefCell::new(broker),

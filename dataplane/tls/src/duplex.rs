@@ -24,7 +24,7 @@ use compio::net::TcpStream;
 use rampart_deadline::{Timeout, WriteClock};
 use rustls::ServerConnection;
 
-use crate::stream::{ConnError, ReadSize, write_clocked};
+use crate::stream::{ConnError, ReadSize, race, write_clocked};
 
 /// Largest socket read: a TLS record is at most 16 KiB of plaintext plus overhead.
 const READ_CHUNK: usize = 18 * 1024;
@@ -113,13 +113,9 @@ impl TlsReader {
                 _ => Vec::with_capacity(want),
             };
             buf.clear();
-            let read = self.tcp.read(buf);
-            let BufResult(res, buf) = match deadline {
-                Some(d) => compio::time::timeout_at(d, read)
-                    .await
-                    .map_err(|_| ConnError::Timeout(stage))?,
-                None => read.await,
-            };
+            let BufResult(res, buf) = race(deadline, self.tcp.read(buf))
+                .await
+                .ok_or(ConnError::Timeout(stage))?;
             let n = match res {
                 Ok(n) => n,
                 Err(e) => {

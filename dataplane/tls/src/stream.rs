@@ -6,7 +6,9 @@
 //! write-progress deadline; and all pending TLS records go out in one socket write.
 
 use std::io::{self, Read, Write};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use compio::BufResult;
@@ -123,6 +125,44 @@ pub(crate) fn feed(
     Ok(false)
 }
 
+pin_project_lite::pin_project! {
+    /// A future raced against a deadline: see [`race`].
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Race<F, S> {
+        #[pin]
+        fut: F,
+        #[pin]
+        sleep: Option<S>,
+    }
+}
+
+/// `fut`'s output, or `None` once `deadline` passes (no deadline: never).
+///
+/// `compio::time::timeout_at` is an `async fn`, which holds its future twice (as argument and
+/// pinned), and a connection's pending read is most of what a quiet connection's task holds:
+/// this holds it once, beside the timer.
+pub fn race<F: Future>(deadline: Option<Instant>, fut: F) -> Race<F, impl Future<Output = ()>> {
+    Race {
+        fut,
+        sleep: deadline.map(compio::time::sleep_until),
+    }
+}
+
+impl<F: Future, S: Future<Output = ()>> Future for Race<F, S> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.fut.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(None),
+            _ => Poll::Pending,
+        }
+    }
+}
+
 /// Writes all of `buf` to `tcp`, each write raced against `clock`'s deadline; returns the
 /// emptied buffer for reuse. Used by both kinds of TLS stream.
 pub(crate) async fn write_clocked(
@@ -133,9 +173,9 @@ pub(crate) async fn write_clocked(
     clock.on_pending(Instant::now());
     while !buf.is_empty() {
         let deadline = clock.deadline().unwrap_or_else(Instant::now);
-        let BufResult(res, returned) = compio::time::timeout_at(deadline, tcp.write(buf))
+        let BufResult(res, returned) = race(Some(deadline), tcp.write(buf))
             .await
-            .map_err(|_| ConnError::Timeout(Timeout::WriteStall))?;
+            .ok_or(ConnError::Timeout(Timeout::WriteStall))?;
         buf = returned;
         let n = res?;
         if n == 0 {

@@ -384,6 +384,12 @@ pub(crate) struct Broker {
     /// Queued bytes over every core (the global memory budget).
     budget: Arc<AtomicUsize>,
     peers: Vec<Sender<BrokerMsg>>,
+    /// Subscriptions (not shared ones) indexed on each core, by core: a message no core's
+    /// subscriber could want is not sent there (fan-in: most cores have none).
+    interest: Arc<[AtomicUsize]>,
+    /// The empty list of chosen shared-subscription members, shared by every message that
+    /// has none (one allocation, not one per message).
+    no_shares: Arc<[(Member, ShareKey)]>,
     sessions: HashMap<u64, Session>,
     by_client: HashMap<String, u64>,
     next_key: u64,
@@ -419,6 +425,7 @@ impl Broker {
         stats: Arc<CoreStats>,
         budget: Arc<AtomicUsize>,
         peers: Vec<Sender<BrokerMsg>>,
+        interest: Arc<[AtomicUsize]>,
     ) -> Self {
         Self {
             core,
@@ -427,6 +434,8 @@ impl Broker {
             stats,
             budget,
             peers,
+            interest,
+            no_shares: Arc::from([]),
             sessions: HashMap::new(),
             by_client: HashMap::new(),
             next_key: 1,
@@ -898,8 +907,8 @@ impl Broker {
         ext: &[bool],
         now: Instant,
     ) -> Result<(), Close> {
-        let (v, username, external) = match self.link(key) {
-            Some(l) => (l.version, l.username.clone(), l.external),
+        let (v, external) = match self.link(key) {
+            Some(l) => (l.version, l.external),
             None => return Ok(()),
         };
         // Topic alias (client → server, MQTT 5 §3.3.2.3.4).
@@ -941,14 +950,16 @@ impl Broker {
                 ));
             }
         }
-        let client_id = self.sessions[&key].client_id.clone();
-        // One look at the policy for both the ACL and the size limit.
+        // One look at the policy for both the ACL and the size limit. The names are borrowed,
+        // not cloned: this runs for every PUBLISH.
         let policy = self.policy.current();
+        let s = &self.sessions[&key];
+        let username = s.link.as_ref().map_or("", |l| l.username.as_str());
         let allowed = if external {
             ext.first().copied().unwrap_or(false)
         } else {
             policy.as_ref().is_some_and(|pol| {
-                pol.check(&username, &client_id, AclAction::Publish(topic.as_str()))
+                pol.check(username, &s.client_id, AclAction::Publish(topic.as_str()))
             })
         };
         let max_payload = policy
@@ -963,7 +974,7 @@ impl Broker {
             reason::QUOTA_EXCEEDED
         } else if !allowed {
             bump(&self.stats.acl_denied_publish, 1);
-            super::audit::denied_publish(&username, &client_id, topic.as_str());
+            super::audit::denied_publish(username, &s.client_id, topic.as_str());
             reason::NOT_AUTHORIZED
         } else {
             reason::SUCCESS
@@ -1048,9 +1059,22 @@ impl Broker {
                     chosen.push((m, (group.clone(), filter.clone())));
                 }
             });
-        let chosen: Arc<[(Member, ShareKey)]> = chosen.into();
+        let chosen: Arc<[(Member, ShareKey)]> = if chosen.is_empty() {
+            self.no_shares.clone()
+        } else {
+            chosen.into()
+        };
         for (core, peer) in self.peers.iter().enumerate() {
-            if core != self.core
+            if core == self.core {
+                continue;
+            }
+            // Every core keeps a replica of the retained messages; otherwise a core is sent
+            // the message only if it has subscriptions, or a shared-subscription member
+            // chosen for it.
+            let wanted = msg.retain
+                || self.interest[core].load(Ordering::SeqCst) > 0
+                || chosen.iter().any(|(m, _)| m.core as usize == core);
+            if wanted
                 && peer
                     .try_send(BrokerMsg::Publish(msg.clone(), chosen.clone()))
                     .is_err()
@@ -1466,6 +1490,9 @@ impl Broker {
         if filter.shared().is_some() {
             self.share_membership(key, filter, true);
         } else {
+            // Counted before the SUBACK is queued: a PUBLISH another core accepts after the
+            // subscriber has its SUBACK finds this core interested.
+            self.interest[self.core].fetch_add(1, Ordering::SeqCst);
             self.subs.slot(filter.as_str()).push(SubEntry {
                 key,
                 opts: own.opts,
@@ -1479,7 +1506,8 @@ impl Broker {
         if filter.shared().is_some() {
             self.share_membership(key, filter, false);
         } else {
-            self.subs.remove_where(filter.as_str(), |e| e.key == key);
+            let removed = self.subs.remove_where(filter.as_str(), |e| e.key == key);
+            self.interest[self.core].fetch_sub(removed, Ordering::SeqCst);
         }
     }
 

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
@@ -190,12 +190,36 @@ impl Io {
 /// Serves a new connection from its first byte after the TLS handshake (or the WebSocket
 /// upgrade); `connect` bounds the wait for CONNECT.
 pub(crate) async fn serve(
-    mut io: Io,
+    io: Io,
     peer: SocketAddr,
     ctx: Rc<ConnCtx>,
     core: Rc<MqttCore>,
     connect: StageLimit,
 ) {
+    // The CONNECT and its authentication are a boxed future of their own: this one lives as
+    // long as the connection, and is only as large as `run`.
+    let admitted = Box::pin(admit(io, peer, &ctx, &core, connect)).await;
+    let Some((io, connect, buf, login)) = admitted else {
+        return;
+    };
+    let home = home_core(&login.client_id, core.peers.len());
+    let me = core.broker.borrow().core();
+    if home != me {
+        Box::pin(hand_off(io, peer, &ctx, &core, home, connect, buf, login)).await;
+        return;
+    }
+    run(io, peer, ctx, core, connect, buf, login).await;
+}
+
+/// Reads the CONNECT and authenticates it: the connection with what `run` needs, or `None`
+/// once it has been refused and closed.
+async fn admit(
+    mut io: Io,
+    peer: SocketAddr,
+    ctx: &ConnCtx,
+    core: &MqttCore,
+    connect: StageLimit,
+) -> Option<(Io, Box<Connect>, BytesMut, Login)> {
     let mut clock = StageClock::start(connect, Instant::now());
     let mut buf = BytesMut::new();
     let dctx = DecodeCtx {
@@ -208,7 +232,7 @@ pub(crate) async fn serve(
             Ok(Some(_)) => {
                 bump(&core.stats.protocol_errors, 1);
                 io.close().await;
-                return;
+                return None;
             }
             Ok(None) => {}
             Err(e) => {
@@ -219,20 +243,20 @@ pub(crate) async fn serve(
                     refuse(&mut io, Version::V311, reason::UNSUPPORTED_PROTOCOL_VERSION).await;
                 }
                 io.close().await;
-                return;
+                return None;
             }
         }
-        let read = unless_drained(&ctx, io.read(&mut buf, &mut clock)).await;
+        let read = unless_drained(ctx, pin!(io.read(&mut buf, &mut clock))).await;
         match read {
             None => {
                 ctx.record(Event::Drained);
                 io.close().await;
-                return;
+                return None;
             }
             Some(Ok(0)) => {
                 ctx.record(Event::PeerClosed);
                 io.close().await;
-                return;
+                return None;
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {
@@ -243,7 +267,7 @@ pub(crate) async fn serve(
                 if ws_error || matches!(e, ConnError::Timeout(t) if t != Timeout::WriteStall) {
                     io.close().await;
                 }
-                return;
+                return None;
             }
         }
     };
@@ -257,12 +281,12 @@ pub(crate) async fn serve(
         audit::denied_login("", &client_id_for_log, peer, "anonymous", true);
         refuse(&mut io, v, reason::NOT_AUTHORIZED).await;
         io.close().await;
-        return;
+        return None;
     };
     let Some(policy) = core.policy.current() else {
         refuse(&mut io, v, reason::SERVER_UNAVAILABLE).await;
         io.close().await;
-        return;
+        return None;
     };
     let limit = policy.limits().max_auth_failures_per_minute;
     if !core.throttle.borrow_mut().allowed(peer.ip(), limit, now) {
@@ -270,14 +294,14 @@ pub(crate) async fn serve(
         audit::denied_login(&username, &client_id_for_log, peer, "throttled", true);
         refuse(&mut io, v, reason::CONNECTION_RATE_EXCEEDED).await;
         io.close().await;
-        return;
+        return None;
     }
     // Client identifier (MQTT 3.1.1 §3.1.3.1, MQTT 5 §3.1.3.1).
     let (client_id, assigned) = if connect.client_id.is_empty() {
         if v != Version::V5 && (!connect.clean_start || v == Version::V31) {
             refuse(&mut io, v, reason::CLIENT_ID_NOT_VALID).await;
             io.close().await;
-            return;
+            return None;
         }
         (
             assign_client_id(core.broker.borrow().core(), core.peers.len()),
@@ -335,7 +359,7 @@ pub(crate) async fn serve(
         );
         refuse(&mut io, v, code).await;
         io.close().await;
-        return;
+        return None;
     }
     let login = Login {
         client_id,
@@ -343,14 +367,7 @@ pub(crate) async fn serve(
         username,
         external,
     };
-
-    let home = home_core(&login.client_id, core.peers.len());
-    let me = core.broker.borrow().core();
-    if home != me {
-        hand_off(io, peer, &ctx, &core, home, connect, buf, login).await;
-        return;
-    }
-    run(io, peer, ctx, core, connect, buf, login).await;
+    Some((io, connect, buf, login))
 }
 
 /// Moves the connection to core `home`.
@@ -429,9 +446,9 @@ pub(crate) fn adopt(h: Box<Handoff>, core: &Rc<MqttCore>) {
     .detach();
 }
 
-/// `fut`'s output, or None if the core starts draining first.
-async fn unless_drained<F: Future>(ctx: &ConnCtx, fut: F) -> Option<F::Output> {
-    let fut = pin!(fut);
+/// `fut`'s output, or None if the core starts draining first. Takes the future pinned where
+/// it is: moved in, it would be held twice, as argument and as pinned local.
+async fn unless_drained<F: Future>(ctx: &ConnCtx, fut: Pin<&mut F>) -> Option<F::Output> {
     let drained = pin!(ctx.drain.signaled());
     match select(fut, drained).await {
         Either::Left((r, _)) => Some(r),
@@ -508,9 +525,12 @@ async fn run(
             "connection_limit",
             true,
         );
-        let mut io = io;
-        refuse(&mut io, v, reason::QUOTA_EXCEEDED).await;
-        io.close().await;
+        Box::pin(async move {
+            let mut io = io;
+            refuse(&mut io, v, reason::QUOTA_EXCEEDED).await;
+            io.close().await;
+        })
+        .await;
         return;
     }
     let keepalive = effective_keepalive(&connect, &core.cfg);
@@ -579,7 +599,7 @@ async fn run(
         _ => {}
     }
     if let Some(w) = writer {
-        w.shutdown(CLOSE_GRACE).await;
+        Box::pin(w.shutdown(CLOSE_GRACE)).await;
     }
 }
 
@@ -618,7 +638,7 @@ async fn read_loop(
                     last = Instant::now();
                     let verdicts = match (&ext_ids, &core.ext) {
                         (Some((user, cid)), Some(ext)) => {
-                            external_verdicts(core, ext, key, user, cid, &p).await
+                            Box::pin(external_verdicts(core, ext, key, user, cid, &p)).await
                         }
                         _ => Vec::new(),
                     };
@@ -631,7 +651,7 @@ async fn read_loop(
                             && close.reason != reason::SESSION_TAKEN_OVER
                         {
                             bump(&core.stats.protocol_errors, 1);
-                            linger(&mut reader, &mut buf, outbox, close.reason, core).await;
+                            Box::pin(linger(&mut reader, &mut buf, outbox, close.reason, core)).await;
                         }
                         return ReadEnd {
                             reason: close.reason,
@@ -644,7 +664,7 @@ async fn read_loop(
                 Err(e) => {
                     bump(&core.stats.protocol_errors, 1);
                     debug!(message = "Malformed packet; closing.", error = %e);
-                    linger(&mut reader, &mut buf, outbox, e.reason_code(), core).await;
+                    Box::pin(linger(&mut reader, &mut buf, outbox, e.reason_code(), core)).await;
                     return ReadEnd {
                         reason: e.reason_code(),
                         event: Some(Event::PeerClosed),
@@ -675,11 +695,10 @@ async fn read_loop(
             buf = BytesMut::new();
         }
         let deadline = keepalive.map(|k| last + k);
-        let read = unless_drained(
-            ctx,
-            reader.read(&mut buf, deadline, Timeout::Stage("keepalive")),
-        )
-        .await;
+        let read = {
+            let read = pin!(reader.read(&mut buf, deadline, Timeout::Stage("keepalive")));
+            unless_drained(ctx, read).await
+        };
         match read {
             None => {
                 return ReadEnd {

@@ -18,6 +18,7 @@ use compio::io::{AsyncReadExt, AsyncWrite};
 use compio::net::TcpStream;
 use rampart_deadline::{Timeout, WriteClock};
 use rampart_tls::duplex::{TlsReader, TlsWriter};
+use rampart_tls::stream::race;
 use rampart_tls::{ConnError, ReadSize, TlsStream};
 use rampart_ws_proto::{Decoder, DecoderLimits, Event as WsEvent, OpCode};
 
@@ -344,13 +345,9 @@ pub(crate) async fn read_plain(
     let buf = std::mem::take(dst);
     // `append`, not `read`: compio's `read` fills the buffer from its start, which would
     // overwrite the partial packet kept from the previous read.
-    let read = tcp.append(buf);
-    let BufResult(res, buf) = match deadline {
-        Some(d) => compio::time::timeout_at(d, read)
-            .await
-            .map_err(|_| ConnError::Timeout(stage))?,
-        None => read.await,
-    };
+    let BufResult(res, buf) = race(deadline, tcp.append(buf))
+        .await
+        .ok_or(ConnError::Timeout(stage))?;
     *dst = buf;
     let n = res?;
     size.after(n);
@@ -377,10 +374,9 @@ async fn write_all_vectored(
             Vec::new()
         };
         let deadline = clock.deadline().unwrap_or_else(Instant::now);
-        let BufResult(res, mut batch) =
-            compio::time::timeout_at(deadline, tcp.write_vectored(pending))
-                .await
-                .map_err(|_| ConnError::Timeout(Timeout::WriteStall))?;
+        let BufResult(res, mut batch) = race(Some(deadline), tcp.write_vectored(pending))
+            .await
+            .ok_or(ConnError::Timeout(Timeout::WriteStall))?;
         let mut n = res?;
         if n == 0 {
             return Err(io::Error::from(io::ErrorKind::WriteZero).into());
