@@ -118,7 +118,9 @@ async fn open(
         let mqtt = ctx.mqtt.clone()?;
         let connect = ctx.first_stage.1;
         let io = Io::Plain(tcp);
-        return Some(Box::pin(crate::mqtt::conn::serve(io, peer, ctx, mqtt, connect)));
+        return Some(Box::pin(crate::mqtt::conn::serve(
+            io, peer, ctx, mqtt, connect,
+        )));
     };
     if ctx.front.is_some() {
         // Best effort: the default still bounds what a slow reader pins.
@@ -162,12 +164,16 @@ fn session(
     ticket: Option<crate::front::guard::Ticket>,
 ) -> Option<Session> {
     if let Some(front) = ctx.front.clone() {
-        return Some(Box::pin(crate::front::serve(stream, peer, ctx, front, ticket)));
+        return Some(Box::pin(crate::front::serve(
+            stream, peer, ctx, front, ticket,
+        )));
     }
     if let Some(mqtt) = ctx.mqtt.clone() {
         let connect = ctx.first_stage.1;
         let io = Io::Tls(Box::new(stream));
-        return Some(Box::pin(crate::mqtt::conn::serve(io, peer, ctx, mqtt, connect)));
+        return Some(Box::pin(crate::mqtt::conn::serve(
+            io, peer, ctx, mqtt, connect,
+        )));
     }
     let cira = ctx.cira.clone()?;
     Some(Box::pin(crate::cira::serve(stream, peer, ctx, cira)))

@@ -651,7 +651,8 @@ async fn read_loop(
                             && close.reason != reason::SESSION_TAKEN_OVER
                         {
                             bump(&core.stats.protocol_errors, 1);
-                            Box::pin(linger(&mut reader, &mut buf, outbox, close.reason, core)).await;
+                            Box::pin(linger(&mut reader, &mut buf, outbox, close.reason, core))
+                                .await;
                         }
                         return ReadEnd {
                             reason: close.reason,

@@ -96,10 +96,15 @@ impl<T> Trie<T> {
 
     /// Calls `f` with every value whose filter matches `topic` (MQTT §4.7, with the `$` rule
     /// of §4.7.2: wildcards at the first level do not match topics starting with `$`).
+    ///
+    /// Runs for every message, on every trie: it allocates nothing and returns at once when
+    /// the trie is empty.
     pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&T)) {
-        let levels: Vec<&str> = topic.split('/').collect();
+        if self.len == 0 {
+            return;
+        }
         let dollar = topic.starts_with('$');
-        match_rec(&self.root, &levels, 0, dollar, &mut f);
+        match_rec(&self.root, Some(topic), 0, dollar, &mut f);
     }
 }
 
@@ -148,9 +153,11 @@ fn remove_rec<T>(node: &mut Node<T>, levels: &[&str], mut remove: impl FnMut(&T)
     }
 }
 
+/// `levels`: the topic's levels not yet walked, `None` when there are none left (an empty
+/// string is one empty level: `a/` has two levels).
 fn match_rec<T>(
     node: &Node<T>,
-    levels: &[&str],
+    levels: Option<&str>,
     depth: usize,
     dollar: bool,
     f: &mut impl FnMut(&T),
@@ -160,15 +167,19 @@ fn match_rec<T>(
     if wild_ok {
         node.hash.iter().for_each(&mut *f);
     }
-    let Some((first, rest)) = levels.split_first() else {
+    let Some(levels) = levels else {
         node.here.iter().for_each(f);
         return;
     };
-    if let Some(child) = node.children.get(*first) {
+    let (first, rest) = match levels.split_once('/') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (levels, None),
+    };
+    if let Some(child) = node.children.get(first) {
         match_rec(child, rest, depth + 1, dollar, f);
     }
     if wild_ok
-        && *first != "+"
+        && first != "+"
         && let Some(child) = node.children.get("+")
     {
         match_rec(child, rest, depth + 1, dollar, f);
@@ -203,6 +214,11 @@ mod tests {
         assert_eq!(matches(&all, "a/b/c"), ["#", "a/#", "a/+/c", "a/b/c"]);
         // Empty levels are levels.
         assert_eq!(matches(&["+/+", "/#", "+"], "/x"), ["+/+", "/#"]);
+        // A trailing empty level too: `a/` is two levels, `a` one.
+        let trailing = ["a", "a/", "a/+", "a/#", "+", "+/+"];
+        assert_eq!(matches(&trailing, "a/"), ["+/+", "a/", "a/#", "a/+"]);
+        assert_eq!(matches(&trailing, "a"), ["+", "a", "a/#"]);
+        assert_eq!(matches(&["+", "#", "/"], ""), ["#", "+"]);
     }
 
     #[test]
