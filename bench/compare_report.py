@@ -20,8 +20,8 @@ import sys
 
 BEGIN = "<!-- compare:begin -->"
 END = "<!-- compare:end -->"
-BROKERS = ["rampart", "mosquitto"]
-MQTT_SCENARIOS = ["fanin", "fanin_fast", "fanout", "fanout_fast", "m2m"]
+BROKERS = ["rampart", "mosquitto", "rumqttd"]
+MQTT_SCENARIOS = ["fanin", "fanin_fast", "fanout", "fanout_fast", "fanout_plain", "m2m"]
 ORDER = MQTT_SCENARIOS + ["idle", "storm"]
 
 
@@ -172,7 +172,8 @@ STORM_COLUMNS = [
 
 def broker_table(out, columns, by_broker, row_of):
     """A row per broker (`row_of(runs)`: its figures, None if every run failed), then
-    Rampart / Mosquitto for the columns that take a ratio."""
+    Rampart / Mosquitto (and Rampart / rumqttd where it ran) for the columns that take a
+    ratio."""
     out.append("| broker | " + " | ".join(c[0] for c in columns) + " |")
     out.append("|---" * (len(columns) + 1) + "|")
     rows = {}
@@ -187,10 +188,12 @@ def broker_table(out, columns, by_broker, row_of):
         cells = [row[k] if isinstance(row[k], str) else fmt(row[k], digits)
                  for _, k, digits, _ in columns]
         out.append(f"| {b} | " + " | ".join(cells) + " |")
-    r, m = rows.get("rampart"), rows.get("mosquitto")
-    if r and m:
-        cells = [ratio(r[k], m[k]) if takes_ratio else "-" for _, k, _, takes_ratio in columns]
-        out.append("| **Rampart / Mosquitto** | " + " | ".join(cells) + " |")
+    r = rows.get("rampart")
+    for other, name in (("mosquitto", "Mosquitto"), ("rumqttd", "rumqttd")):
+        o = rows.get(other)
+        if r and o:
+            cells = [ratio(r[k], o[k]) if takes_ratio else "-" for _, k, _, takes_ratio in columns]
+            out.append(f"| **Rampart / {name}** | " + " | ".join(cells) + " |")
 
 
 def idle_row(runs):
@@ -241,6 +244,7 @@ def scenario_title(scen, j, meta):
         "fanin_fast": "Fan-in, as fast as possible",
         "fanout": "Fan-out, fixed rate",
         "fanout_fast": "Fan-out, as fast as possible",
+        "fanout_plain": "Fan-out over plain TCP (with rumqttd), as fast as possible",
         "m2m": "Many to many",
     }[scen]
     return (f"{base}: {pubs:,} publisher{'s' if pubs != 1 else ''} ({each}) → "
@@ -398,6 +402,12 @@ def render(meta, runs):
     for scen in ORDER:
         if scen not in by:
             continue
+        if scen == "fanout_plain":
+            out.append(
+                "The one scenario without TLS, run with rumqttd too (its anchor in issue 7 is "
+                "plain TCP): MQTT 3.1.1 on a loopback listener of each broker, `bench` with "
+                "its password on all three; Rampart and Mosquitto check the ACL as everywhere "
+                "else, rumqttd has no ACLs and keeps nothing on disk.\n")
         if scen in MQTT_SCENARIOS:
             mqtt_section(scen, by[scen], meta, out)
         elif scen == "idle":
@@ -407,13 +417,17 @@ def render(meta, runs):
 
     out.append("### Exact commands\n")
     out.append("`$WORK` is the run's temporary directory. Broker configurations:\n")
-    out.append("<details><summary>rampart.toml and mosquitto.conf</summary>\n")
+    out.append("<details><summary>rampart.toml, mosquitto.conf and rumqttd.toml</summary>\n")
     out.append("```toml")
     out.append(short(meta["rampart_config"], meta).rstrip())
     out.append("```\n")
     out.append("```")
     out.append(short(meta["mosquitto_config"], meta).rstrip())
     out.append("```\n")
+    if meta.get("rumqttd_config"):
+        out.append("```toml")
+        out.append(short(meta["rumqttd_config"], meta).rstrip())
+        out.append("```\n")
     out.append("</details>\n")
     out.append("<details><summary>the client command of every run</summary>\n")
     out.append("```sh")
