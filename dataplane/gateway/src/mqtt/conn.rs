@@ -319,7 +319,7 @@ async fn admit(
         AuthDecision::Denied(DenyReason::UnknownUser) if core.ext.is_some() => {
             drop(policy);
             external = true;
-            external_login(&core, &connect, &username, &password, &client_id).await
+            external_login(core, &connect, &username, &password, &client_id).await
         }
         AuthDecision::Denied(why) => Some((reason::BAD_USERNAME_OR_PASSWORD, why.as_str())),
         // A human's Argon2 hash is checked by the control plane (its pool, its throttle, its
