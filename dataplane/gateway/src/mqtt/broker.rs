@@ -84,8 +84,10 @@ pub(crate) struct Message {
     pub(crate) qos: QoS,
     pub(crate) retain: bool,
     /// The properties forwarded to subscribers (format, content type, response topic,
-    /// correlation data, user properties); never the alias or subscription ids.
-    pub(crate) props: Properties,
+    /// correlation data, user properties); never the alias or subscription ids. `None` when
+    /// there are none (every MQTT 3 message): a `Properties` is a few hundred bytes, and a
+    /// message is allocated, zeroed and moved once per PUBLISH.
+    pub(crate) props: Option<Box<Properties>>,
     /// When the message expires (v5 message expiry interval).
     pub(crate) expires_at: Option<Instant>,
     /// The publishing session, for no-local.
@@ -105,7 +107,7 @@ impl Message {
 
     /// The PUBLISH for one subscriber.
     fn publish(&self, d: &Delivery<'_>, now: Instant) -> Publish {
-        let mut properties = self.props.clone();
+        let mut properties = self.props.as_deref().cloned().unwrap_or_default();
         properties.subscription_identifiers = d.sub_ids.to_vec();
         if let Some(t) = self.expires_at {
             let left = t.saturating_duration_since(now).as_secs().max(1);
@@ -1054,7 +1056,7 @@ impl Broker {
         payload: Bytes,
         qos: QoS,
         retain: bool,
-        props: Properties,
+        props: Option<Box<Properties>>,
         expiry: Option<u32>,
         key: u64,
         now: Instant,
@@ -1927,7 +1929,7 @@ impl Broker {
                 retain: msg.retain,
                 topic: msg.topic.as_str().to_string(),
                 packet_id: (msg.qos != QoS::AtMostOnce).then_some(1),
-                properties: msg.props.clone(),
+                properties: msg.props.as_deref().cloned().unwrap_or_default(),
                 payload: msg.payload.clone(),
             },
             expires_unix_ms: msg.expires_at.map_or(0, |t| persist::unix_ms(t, now)),
@@ -2012,16 +2014,7 @@ impl Broker {
 
     /// Publishes a message of the broker's own (`$SYS`), retained, QoS 0.
     pub(crate) fn publish_internal(&mut self, topic: TopicName, payload: Bytes, now: Instant) {
-        let msg = self.new_message(
-            topic,
-            payload,
-            QoS::AtMostOnce,
-            true,
-            Properties::default(),
-            None,
-            0,
-            now,
-        );
+        let msg = self.new_message(topic, payload, QoS::AtMostOnce, true, None, None, 0, now);
         self.route(msg, now);
     }
 
@@ -2074,16 +2067,24 @@ fn ack(packet_id: u16, reason_code: u8) -> Ack {
     }
 }
 
-/// The properties a PUBLISH carries on to subscribers (MQTT 5 §3.3.2.3).
-fn forwarded(p: &Properties) -> Properties {
-    Properties {
-        payload_format_indicator: p.payload_format_indicator,
-        content_type: p.content_type.clone(),
-        response_topic: p.response_topic.clone(),
-        correlation_data: p.correlation_data.clone(),
-        user_properties: p.user_properties.clone(),
-        ..Properties::default()
-    }
+/// The properties a PUBLISH carries on to subscribers (MQTT 5 §3.3.2.3); `None` if it has
+/// none of them.
+fn forwarded(p: &Properties) -> Option<Box<Properties>> {
+    let none = p.payload_format_indicator.is_none()
+        && p.content_type.is_none()
+        && p.response_topic.is_none()
+        && p.correlation_data.is_none()
+        && p.user_properties.is_empty();
+    (!none).then(|| {
+        Box::new(Properties {
+            payload_format_indicator: p.payload_format_indicator,
+            content_type: p.content_type.clone(),
+            response_topic: p.response_topic.clone(),
+            correlation_data: p.correlation_data.clone(),
+            user_properties: p.user_properties.clone(),
+            ..Properties::default()
+        })
+    })
 }
 
 fn stored_pending(p: &Pending, pid: Option<u16>, now: Instant) -> StoredPending {
