@@ -2096,3 +2096,86 @@ fn stored_pending(p: &Pending, pid: Option<u16>, now: Instant) -> StoredPending 
         pid,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Core 0's broker of two: the broker, core 1's inbox (both ends), the interest counts.
+    type Core0 = (
+        Broker,
+        Sender<BrokerMsg>,
+        rampart_rt::channel::Receiver<BrokerMsg>,
+        Arc<[AtomicUsize]>,
+    );
+
+    fn core0_of_two() -> Core0 {
+        let (tx0, _) = rampart_rt::channel::bounded(16);
+        let (tx1, rx1) = rampart_rt::channel::bounded(16);
+        let interest: Arc<[AtomicUsize]> = (0..2).map(|_| AtomicUsize::new(0)).collect();
+        let broker = Broker::new(
+            0,
+            Rc::new(BrokerConfig::default()),
+            PolicyHandle::new(),
+            Arc::default(),
+            Arc::default(),
+            vec![tx0, tx1.clone()],
+            interest.clone(),
+        );
+        (broker, tx1, rx1, interest)
+    }
+
+    fn message(b: &mut Broker, topic: &str, retain: bool) -> Arc<Message> {
+        let topic = TopicName::new(topic.to_string()).expect("valid topic");
+        let payload = Bytes::from_static(b"x");
+        b.new_message(
+            topic,
+            payload,
+            QoS::AtMostOnce,
+            retain,
+            None,
+            None,
+            0,
+            Instant::now(),
+        )
+    }
+
+    #[test]
+    fn a_message_goes_only_to_cores_that_could_want_it() {
+        let (mut b, core1, _inbox, interest) = core0_of_two();
+        let now = Instant::now();
+        let m = message(&mut b, "cam/1", false);
+        b.route(m, now);
+        assert_eq!(core1.len(), 0, "core 1 has no subscription");
+        let m = message(&mut b, "cam/1", true);
+        b.route(m, now);
+        assert_eq!(core1.len(), 1, "a retained message reaches every replica");
+        interest[1].store(1, Ordering::SeqCst);
+        let m = message(&mut b, "cam/1", false);
+        b.route(m, now);
+        assert_eq!(core1.len(), 2, "core 1 has a subscription now");
+    }
+
+    #[test]
+    fn subscriptions_are_counted_in_and_out() {
+        let (mut b, _, _inbox, interest) = core0_of_two();
+        let own = OwnSub {
+            opts: SubscriptionOptions::qos(QoS::AtMostOnce),
+            id: None,
+            readable: true,
+        };
+        let plain = TopicFilter::new("cam/+".to_string()).expect("valid filter");
+        let shared = TopicFilter::new("$share/g/cam/+".to_string()).expect("valid filter");
+        b.index(7, &plain, &own);
+        b.index(8, &plain, &own);
+        b.index(9, &shared, &own);
+        // Shared members travel with each message (`chosen`); only plain ones are counted.
+        assert_eq!(interest[0].load(Ordering::SeqCst), 2);
+        assert_eq!(interest[1].load(Ordering::SeqCst), 0);
+        b.unindex(7, &plain);
+        b.unindex(7, &plain); // already gone: nothing more is taken off
+        assert_eq!(interest[0].load(Ordering::SeqCst), 1);
+        b.unindex(8, &plain);
+        assert_eq!(interest[0].load(Ordering::SeqCst), 0);
+    }
+}
