@@ -352,8 +352,13 @@ struct Backoff {
 
 impl Backoff {
     fn wait(&mut self) {
+        thread::sleep(self.next());
+    }
+
+    /// The next wait: the last one doubled, within 50 µs and 1 ms.
+    fn next(&mut self) -> Duration {
         self.next_us = (self.next_us * 2).clamp(50, 1_000);
-        thread::sleep(Duration::from_micros(self.next_us));
+        Duration::from_micros(self.next_us)
     }
 
     fn reset(&mut self) {
@@ -492,14 +497,10 @@ mod tests {
         assert_eq!(phase_ns(0, 3, 4), 0);
         assert!(phase_ns(1, 1023, 1024) < 1_000_000_000);
         let mut b = Backoff::default();
-        b.wait();
-        assert_eq!(b.next_us, 50);
-        for _ in 0..10 {
-            b.next_us = (b.next_us * 2).clamp(50, 1_000);
-        }
-        assert_eq!(b.next_us, 1_000);
+        let waits: Vec<u128> = (0..7).map(|_| b.next().as_micros()).collect();
+        assert_eq!(waits, [50, 100, 200, 400, 800, 1_000, 1_000]);
         b.reset();
-        assert_eq!(b.next_us, 0);
+        assert_eq!(b.next().as_micros(), 50);
     }
 
     #[test]

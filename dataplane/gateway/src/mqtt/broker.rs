@@ -378,8 +378,9 @@ impl Close {
 }
 
 /// A map by session key. Keys are numbers a core hands out in sequence, never chosen by a
-/// client, so they need no keyed hash: std's SipHash, made for keys an attacker picks, cost 2–4 %
-/// of the CPU of fan-in (several lookups per message). Names and topics keep SipHash.
+/// client, so they need no keyed hash. std's SipHash is made for keys an attacker picks; in a
+/// perf profile of fan-in, hashing was about 5 % of the data plane's CPU, much of it these
+/// lookups (several per message; docs/benchmarks.md). Names and topics keep SipHash.
 type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
 
 /// Fibonacci hashing of a `u64` (the multiplier is 2^64 / φ): consecutive keys spread over
