@@ -151,7 +151,6 @@ async fn open(
         %peer,
         version = ?stream.protocol_version(),
         alpn = ?stream.alpn_protocol().map(String::from_utf8_lossy),
-        sni = stream.server_name().unwrap_or("")
     );
     session(stream, peer, ctx, ticket)
 }

@@ -13,18 +13,16 @@
 //! record and one system call per flush, not per MQTT packet.
 
 use std::cell::RefCell;
-use std::io::Write;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::engine::Engine;
+use crate::stream::{ConnError, ReadSize, race, write_clocked};
 use bytes::BytesMut;
 use compio::BufResult;
 use compio::io::{AsyncRead, AsyncWrite};
 use compio::net::TcpStream;
 use rampart_deadline::{Timeout, WriteClock};
-use rustls::ServerConnection;
-
-use crate::stream::{ConnError, ReadSize, race, write_clocked};
 
 /// Largest socket read: a TLS record is at most 16 KiB of plaintext plus overhead.
 const READ_CHUNK: usize = 18 * 1024;
@@ -35,7 +33,7 @@ const RECORD: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct TlsReader {
     tcp: TcpStream,
-    tls: Rc<RefCell<ServerConnection>>,
+    tls: Rc<RefCell<Engine>>,
     buf: Option<Vec<u8>>,
     /// How much the next socket read asks for.
     read_size: ReadSize,
@@ -48,9 +46,8 @@ pub struct TlsReader {
 #[derive(Debug)]
 pub struct TlsWriter {
     tcp: TcpStream,
-    tls: Rc<RefCell<ServerConnection>>,
+    tls: Rc<RefCell<Engine>>,
     staged: Vec<u8>,
-    out: Vec<u8>,
     clock: WriteClock,
 }
 
@@ -58,7 +55,7 @@ pub struct TlsWriter {
 /// consumed; the reader returns it first.
 pub(crate) fn split(
     tcp: TcpStream,
-    tls: ServerConnection,
+    tls: Engine,
     early: Vec<u8>,
     write_stall: Duration,
 ) -> (TlsReader, TlsWriter) {
@@ -77,7 +74,6 @@ pub(crate) fn split(
             tcp: wr,
             tls,
             staged: Vec::new(),
-            out: Vec::new(),
             clock: WriteClock::new(write_stall),
         },
     )
@@ -113,7 +109,7 @@ impl TlsReader {
                 _ => Vec::with_capacity(want),
             };
             buf.clear();
-            let BufResult(res, buf) = race(deadline, self.tcp.read(buf))
+            let BufResult(res, mut buf) = race(deadline, self.tcp.read(buf))
                 .await
                 .ok_or(ConnError::Timeout(stage))?;
             let n = match res {
@@ -130,9 +126,9 @@ impl TlsReader {
             }
             self.read_size.after(n);
             let before = dst.len();
-            let fed = self.feed(&buf[..n], dst);
+            let fed = self.tls.borrow_mut().feed(&mut buf[..n], dst);
             self.buf = Some(buf);
-            fed?;
+            self.peer_closed |= fed?;
             if dst.len() > before {
                 return Ok(dst.len() - before);
             }
@@ -147,13 +143,7 @@ impl TlsReader {
     /// Frees the read buffer while the connection idles (memory per idle connection).
     pub fn release_buffers(&mut self) {
         self.buf = None;
-    }
-
-    fn feed(&mut self, mut rd: &[u8], dst: &mut BytesMut) -> Result<(), ConnError> {
-        if crate::stream::feed(&mut self.tls.borrow_mut(), &mut rd, dst)? {
-            self.peer_closed = true;
-        }
-        Ok(())
+        self.tls.borrow_mut().release_buffers();
     }
 }
 
@@ -198,42 +188,31 @@ impl TlsWriter {
         if self.staged.is_empty() {
             self.staged = Vec::new();
         }
-        if self.out.is_empty() {
-            self.out = Vec::new();
-        }
+        self.tls.borrow_mut().release_buffers();
     }
 
     fn seal(&mut self) -> Result<(), ConnError> {
         if self.staged.is_empty() {
             return Ok(());
         }
-        let mut tls = self.tls.borrow_mut();
-        let mut rest = &self.staged[..];
-        while !rest.is_empty() {
-            let n = tls.writer().write(rest)?;
-            rest = &rest[n..];
-            // rustls's own buffer limit: move its records into ours and go on.
-            while tls.wants_write() {
-                tls.write_tls(&mut self.out)?;
-            }
-        }
+        self.tls.borrow_mut().encrypt(&self.staged)?;
         self.staged.clear();
         Ok(())
     }
 
+    /// Sends the engine's queue, including records the reader queued meanwhile (alerts, key
+    /// updates): they were sealed after what is in flight, so they go after it.
     async fn send(&mut self) -> Result<(), ConnError> {
-        {
-            let mut tls = self.tls.borrow_mut();
-            while tls.wants_write() {
-                tls.write_tls(&mut self.out)?;
-            }
+        loop {
+            let buf = {
+                let mut tls = self.tls.borrow_mut();
+                if !tls.wants_write() {
+                    return Ok(());
+                }
+                tls.take_out()
+            };
+            let buf = write_clocked(&mut self.tcp, &mut self.clock, buf).await?;
+            self.tls.borrow_mut().return_out(buf);
         }
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let buf = std::mem::take(&mut self.out);
-        let buf = write_clocked(&mut self.tcp, &mut self.clock, buf).await?;
-        self.out = buf;
-        Ok(())
     }
 }

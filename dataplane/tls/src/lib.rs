@@ -30,6 +30,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 pub mod duplex;
+mod engine;
 pub mod stream;
 
 /// Re-exported so the data plane reaches rustls only through this crate (house style rule 8).

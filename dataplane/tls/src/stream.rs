@@ -5,7 +5,7 @@
 //! mod_ssl), every read is raced against the stage deadline, and every write against the
 //! write-progress deadline; and all pending TLS records go out in one socket write.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -15,7 +15,9 @@ use compio::BufResult;
 use compio::io::{AsyncRead, AsyncWrite};
 use compio::net::TcpStream;
 use rampart_deadline::{StageClock, StageLimit, Timeout, WriteClock};
-use rustls::{ServerConfig, ServerConnection};
+use rustls::ServerConfig;
+
+use crate::engine::Engine;
 
 /// Size of one socket read. A TLS record is at most 16 KiB of plaintext plus overhead.
 const READ_CHUNK: usize = 18 * 1024;
@@ -97,32 +99,6 @@ impl Plaintext for bytes::BytesMut {
         self.resize(start + n, 0);
         &mut self[start..]
     }
-}
-
-/// Feeds ciphertext from `rd` to rustls and appends the plaintext to `dst`. Returns whether
-/// the peer sent close_notify: anything after it is ignored (RFC 8446 §6.1; rustls would not
-/// take it anyway, and looping on it would spin the core).
-pub(crate) fn feed(
-    tls: &mut ServerConnection,
-    rd: &mut &[u8],
-    dst: &mut impl Plaintext,
-) -> Result<bool, ConnError> {
-    while !rd.is_empty() {
-        let taken = tls.read_tls(rd)?;
-        let state = tls.process_new_packets()?;
-        let avail = state.plaintext_bytes_to_read();
-        if avail > 0 {
-            tls.reader().read_exact(dst.grow(avail))?;
-        }
-        if state.peer_has_closed() {
-            return Ok(true);
-        }
-        if taken == 0 {
-            // rustls accepted nothing: never loop without progress.
-            break;
-        }
-    }
-    Ok(false)
 }
 
 pin_project_lite::pin_project! {
@@ -246,7 +222,7 @@ pub struct IoLimits {
 /// another core with the socket's descriptor.
 #[derive(Debug)]
 pub struct TlsParts {
-    tls: ServerConnection,
+    tls: Engine,
     plain: Vec<u8>,
     write_stall: Duration,
 }
@@ -255,9 +231,8 @@ pub struct TlsParts {
 #[derive(Debug)]
 pub struct TlsStream {
     tcp: TcpStream,
-    tls: ServerConnection,
+    tls: Engine,
     read_buf: Option<Vec<u8>>,
-    write_buf: Option<Vec<u8>>,
     plain: Vec<u8>,
     peer_closed: bool,
     write_clock: WriteClock,
@@ -270,12 +245,11 @@ impl TlsStream {
         config: Arc<ServerConfig>,
         limits: IoLimits,
     ) -> Result<Self, ConnError> {
-        let tls = ServerConnection::new(config)?;
+        let tls = Engine::new(config)?;
         let mut stream = Self {
             tcp,
             tls,
             read_buf: None,
-            write_buf: None,
             plain: Vec::new(),
             peer_closed: false,
             write_clock: WriteClock::new(limits.write_stall),
@@ -287,8 +261,8 @@ impl TlsStream {
                 return Ok(stream);
             }
             match stream.read_tls(&mut clock, Timeout::Handshake).await {
-                Ok(true) => {}
-                Ok(false) => return Err(ConnError::ClosedInHandshake),
+                Ok(true) if !stream.peer_closed => {}
+                Ok(_) => return Err(ConnError::ClosedInHandshake),
                 Err(e) => return Err(e),
             }
         }
@@ -321,10 +295,9 @@ impl TlsStream {
 
     /// Encrypts `data` and writes it all under the write-progress deadline.
     pub async fn write_all(&mut self, data: &[u8]) -> Result<(), ConnError> {
-        let mut rest = data;
-        while !rest.is_empty() {
-            let n = self.tls.writer().write(rest)?;
-            rest = &rest[n..];
+        // Sealed and sent 64 KiB at a time: the send queue stays small whatever `data` is.
+        for chunk in data.chunks(64 * 1024) {
+            self.tls.encrypt(chunk)?;
             self.flush_tls().await?;
         }
         Ok(())
@@ -392,7 +365,6 @@ impl TlsStream {
             tcp,
             tls: parts.tls,
             read_buf: None,
-            write_buf: None,
             plain: parts.plain,
             peer_closed: false,
             write_clock: WriteClock::new(parts.write_stall),
@@ -409,11 +381,6 @@ impl TlsStream {
         self.tls.alpn_protocol()
     }
 
-    /// The SNI name the client sent, if any.
-    pub fn server_name(&self) -> Option<&str> {
-        self.tls.server_name()
-    }
-
     /// One socket read raced against `clock`; feeds rustls. `Ok(false)` on TCP EOF.
     async fn read_tls(
         &mut self,
@@ -426,7 +393,7 @@ impl TlsStream {
             .unwrap_or_else(|| Vec::with_capacity(READ_CHUNK));
         buf.clear();
         let read = self.tcp.read(buf);
-        let BufResult(res, buf) = match clock.deadline() {
+        let BufResult(res, mut buf) = match clock.deadline() {
             Some(deadline) => compio::time::timeout_at(deadline, read)
                 .await
                 .map_err(|_| ConnError::Timeout(stage))?,
@@ -438,37 +405,29 @@ impl TlsStream {
             return Ok(false);
         }
         clock.on_bytes(n);
-        let mut rd = &buf[..n];
-        let fed = self.feed(&mut rd);
+        let fed = self.tls.feed(&mut buf[..n], &mut self.plain);
         self.read_buf = Some(buf);
-        if let Err(e) = fed {
-            // rustls queued an alert for the peer; try to deliver it, then fail.
-            let _ = self.flush_tls().await;
-            return Err(e);
+        match fed {
+            Ok(closed) => {
+                self.peer_closed |= closed;
+                Ok(true)
+            }
+            Err(e) => {
+                // The engine queued rustls's alert for the peer; try to deliver it, then fail.
+                let _ = self.flush_tls().await;
+                Err(e)
+            }
         }
-        Ok(true)
-    }
-
-    fn feed(&mut self, rd: &mut &[u8]) -> Result<(), ConnError> {
-        if feed(&mut self.tls, rd, &mut self.plain)? {
-            self.peer_closed = true;
-        }
-        Ok(())
     }
 
     /// Writes every pending TLS record, in as few socket writes as possible, under the
     /// write-progress deadline.
     async fn flush_tls(&mut self) -> Result<(), ConnError> {
-        if !self.tls.wants_write() {
-            return Ok(());
-        }
-        let mut buf = self.write_buf.take().unwrap_or_default();
-        buf.clear();
         while self.tls.wants_write() {
-            self.tls.write_tls(&mut buf)?;
+            let buf = self.tls.take_out();
+            let buf = write_clocked(&mut self.tcp, &mut self.write_clock, buf).await?;
+            self.tls.return_out(buf);
         }
-        let buf = write_clocked(&mut self.tcp, &mut self.write_clock, buf).await?;
-        self.write_buf = Some(buf);
         Ok(())
     }
 }
