@@ -33,6 +33,9 @@ pub(crate) struct Engine {
     /// Records encoded or encrypted and not yet handed to the socket, in sequence order.
     out: Vec<u8>,
     peer_closed: bool,
+    /// rustls reported an error: it must not be called again (it would read bytes it has
+    /// offsets into, which may be gone, and send a second fatal alert).
+    failed: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -53,6 +56,7 @@ impl Engine {
             pending: Vec::new(),
             out: Vec::new(),
             peer_closed: false,
+            failed: false,
         })
     }
 
@@ -66,6 +70,9 @@ impl Engine {
         data: &mut [u8],
         dst: &mut impl Plaintext,
     ) -> Result<bool, ConnError> {
+        if self.failed {
+            return Err(Self::dead());
+        }
         if self.peer_closed {
             return Ok(true);
         }
@@ -84,6 +91,9 @@ impl Engine {
                 res.map(drop)
             })
         };
+        if res.is_err() {
+            self.failed = true;
+        }
         res?;
         if self.peer_closed {
             self.pending = Vec::new();
@@ -235,6 +245,23 @@ impl Engine {
         // rustls must see the bytes it has started on (a handshake message it is joining): it
         // keeps offsets into them, and an empty buffer would make it index out of bounds.
         // They hold no complete record (feed processed those), so nothing is consumed here.
+        if self.failed {
+            return Err(Self::dead());
+        }
+        let res = self.write_traffic_inner(&mut f);
+        if res.is_err() {
+            self.failed = true;
+        }
+        res
+    }
+
+    fn write_traffic_inner(
+        &mut self,
+        f: &mut impl FnMut(
+            &mut WriteTraffic<'_, ServerConnectionData>,
+            &mut Vec<u8>,
+        ) -> Result<(), ConnError>,
+    ) -> Result<(), ConnError> {
         // Bounded: every turn either encodes a queued record or ends.
         loop {
             let UnbufferedStatus { discard, state } =
@@ -263,6 +290,13 @@ impl Engine {
                 return done;
             }
         }
+    }
+
+    fn dead() -> ConnError {
+        ConnError::Io(io::Error::new(
+            io::ErrorKind::NotConnected,
+            "TLS connection failed earlier",
+        ))
     }
 
     /// After an error, queues the alert rustls prepared for the peer, if any. `buf` is what
@@ -515,6 +549,11 @@ mod tests {
         assert!(server.feed(&mut junk, &mut plain).is_err());
         let alert = server.take_out();
         assert_eq!(alert.first(), Some(&0x15), "an alert record: {alert:?}");
+        // The writing half may still try to close: rustls is not called again.
+        server.send_close_notify();
+        assert!(server.encrypt(b"late").is_err());
+        assert!(server.feed(&mut [0x16; 10], &mut plain).is_err());
+        assert!(!server.wants_write());
     }
 
     #[test]

@@ -218,3 +218,39 @@ pub fn load_certified_key(paths: &CertPaths) -> Result<CertifiedKey, TlsError> {
         })?;
     Ok(certified)
 }
+
+/// Drives the TLS engine (rustls's unbuffered API and the buffers around it) with arbitrary
+/// bytes, for the `tls_engine` fuzz target: the reads are cut where `input`'s control bytes
+/// say, and the writing side (application data, close_notify) runs between reads, as the
+/// duplex writer does. Nothing here may panic, whatever the bytes.
+#[doc(hidden)]
+pub fn fuzz_engine(config: Arc<ServerConfig>, input: &[u8]) {
+    let (ctl, data) = input.split_at(input.len().min(8));
+    let Ok(mut engine) = engine::Engine::new(config) else {
+        return;
+    };
+    let mut data = data.to_vec();
+    let mut rest = &mut data[..];
+    let mut plain = Vec::new();
+    for &c in ctl.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let n = (usize::from(c) * 37 + 1).min(rest.len());
+        let (read, tail) = rest.split_at_mut(n);
+        rest = tail;
+        if engine.feed(read, &mut plain).is_err() {
+            engine.send_close_notify();
+            break;
+        }
+        match c % 4 {
+            0 => drop(engine.encrypt(b"reply")),
+            1 => engine.send_close_notify(),
+            _ => {}
+        }
+        drop(engine.take_out());
+        if c % 3 == 0 {
+            engine.release_buffers();
+        }
+    }
+}
