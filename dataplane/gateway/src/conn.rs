@@ -81,8 +81,23 @@ impl ConnCtx {
     }
 }
 
-/// A protocol's session on one connection, boxed at its own size.
-type Session = Pin<Box<dyn Future<Output = ()>>>;
+/// One stage of a connection's life, boxed at its own size; it ends with the next stage, if
+/// any. An MQTT connection's CONNECT stage hands over to its session stage, and is freed then:
+/// a quiet connection holds only the stage it is in.
+pub(crate) struct Session(Pin<Box<dyn Future<Output = Option<Session>>>>);
+
+impl Session {
+    /// A stage that is the last.
+    pub(crate) fn last(fut: impl Future<Output = ()> + 'static) -> Self {
+        // `map`, not an async block: a block would hold `fut` twice (rust-lang/rust#62958).
+        Self(Box::pin(futures_util::FutureExt::map(fut, |()| None)))
+    }
+
+    /// A stage that may hand over to another.
+    pub(crate) fn then(fut: impl Future<Output = Option<Session>> + 'static) -> Self {
+        Self(Box::pin(fut))
+    }
+}
 
 /// Serves one accepted TCP connection to its end. `ticket`: its place under the HTTPS front's
 /// connection caps.
@@ -98,9 +113,9 @@ pub(crate) async fn serve(
     ctx: Rc<ConnCtx>,
     ticket: Option<crate::front::guard::Ticket>,
 ) {
-    let session = Box::pin(open(tcp, peer, ctx, ticket)).await;
-    if let Some(session) = session {
-        session.await;
+    let mut next = Box::pin(open(tcp, peer, ctx, ticket)).await;
+    while let Some(Session(stage)) = next {
+        next = stage.await;
     }
 }
 
@@ -118,7 +133,7 @@ async fn open(
         let mqtt = ctx.mqtt.clone()?;
         let connect = ctx.first_stage.1;
         let io = Io::Plain(tcp);
-        return Some(Box::pin(crate::mqtt::conn::serve(
+        return Some(Session::then(crate::mqtt::conn::serve(
             io, peer, ctx, mqtt, connect,
         )));
     };
@@ -163,17 +178,17 @@ fn session(
     ticket: Option<crate::front::guard::Ticket>,
 ) -> Option<Session> {
     if let Some(front) = ctx.front.clone() {
-        return Some(Box::pin(crate::front::serve(
+        return Some(Session::last(crate::front::serve(
             stream, peer, ctx, front, ticket,
         )));
     }
     if let Some(mqtt) = ctx.mqtt.clone() {
         let connect = ctx.first_stage.1;
         let io = Io::Tls(Box::new(stream));
-        return Some(Box::pin(crate::mqtt::conn::serve(
+        return Some(Session::then(crate::mqtt::conn::serve(
             io, peer, ctx, mqtt, connect,
         )));
     }
     let cira = ctx.cira.clone()?;
-    Some(Box::pin(crate::cira::serve(stream, peer, ctx, cira)))
+    Some(Session::last(crate::cira::serve(stream, peer, ctx, cira)))
 }

@@ -31,7 +31,7 @@ use super::extauth::{self, ACC_SUBSCRIBE, ACC_WRITE, ExtAuth};
 use super::stats::{CoreStats, bump};
 use super::throttle::Throttle;
 use super::transport::{MAX_PLAIN_READ, Reader, Writer, WsIn, read_plain};
-use crate::conn::ConnCtx;
+use crate::conn::{ConnCtx, Session};
 use crate::link::{LinkHandle, PasswordVerdict};
 use crate::metrics::Event;
 use crate::policy::PolicyHandle;
@@ -195,20 +195,26 @@ pub(crate) async fn serve(
     ctx: Rc<ConnCtx>,
     core: Rc<MqttCore>,
     connect: StageLimit,
-) {
-    // The CONNECT and its authentication are a boxed future of their own: this one lives as
-    // long as the connection, and is only as large as `run`.
+) -> Option<Session> {
+    // The CONNECT and its authentication are a boxed future of their own, and the session
+    // the next stage: a quiet connection holds only `run`.
     let admitted = Box::pin(admit(io, peer, &ctx, &core, connect)).await;
-    let Some((io, connect, buf, login)) = admitted else {
-        return;
-    };
+    let (io, connect, buf, login) = admitted?;
     let home = home_core(&login.client_id, core.peers.len());
     let me = core.broker.borrow().core();
     if home != me {
         Box::pin(hand_off(io, peer, &ctx, &core, home, connect, buf, login)).await;
-        return;
+        return None;
     }
-    run(io, peer, ctx, core, connect, buf, login).await;
+    Some(Session::last(run(Box::new(Admitted {
+        io,
+        peer,
+        ctx,
+        core,
+        connect,
+        buf,
+        login,
+    }))))
 }
 
 /// Reads the CONNECT and authenticates it: the connection with what `run` needs, or `None`
@@ -433,17 +439,35 @@ pub(crate) fn adopt(h: Box<Handoff>, core: &Rc<MqttCore>) {
         return;
     };
     let tracked = ctx.drain.track();
-    let core = core.clone();
-    compio::runtime::spawn(async move {
-        let _tracked = tracked;
-        let h = *h;
-        let Ok(tcp) = TcpStream::from_std(h.fd) else {
-            return;
-        };
-        let io = Io::rebuild(tcp, h.tls, h.ws);
-        run(io, h.peer, ctx, core, h.connect, h.leftover, h.login).await;
-    })
-    .detach();
+    let Handoff {
+        fd,
+        tls,
+        ws,
+        peer,
+        connect,
+        leftover,
+        login,
+        ..
+    } = *h;
+    let Ok(tcp) = TcpStream::from_std(fd) else {
+        return;
+    };
+    let io = Io::rebuild(tcp, tls, ws);
+    let task = run(Box::new(Admitted {
+        io,
+        peer,
+        ctx,
+        core: core.clone(),
+        connect,
+        buf: leftover,
+        login,
+    }));
+    // The session boxed in a small task, as on the accepting core (a task is allocated at
+    // its future's size, and compio's header would take `run` over an allocator size class);
+    // `map`, not an async block, which would hold the future twice. The drain tracker ends
+    // with the session.
+    let task = futures_util::FutureExt::map(Box::pin(task), move |()| drop(tracked));
+    compio::runtime::spawn(task).detach();
 }
 
 /// `fut`'s output, or None if the core starts draining first. Takes the future pinned where
@@ -494,9 +518,9 @@ struct ReadEnd {
     error: Option<ConnError>,
 }
 
-/// The session part of a connection, on its home core.
-#[allow(clippy::too_many_arguments)]
-async fn run(
+/// An authenticated connection, as `run` takes it: one box, moved out of at once, because an
+/// async fn keeps a second copy of each argument it owns for its whole life.
+struct Admitted {
     io: Io,
     peer: SocketAddr,
     ctx: Rc<ConnCtx>,
@@ -504,7 +528,19 @@ async fn run(
     connect: Box<Connect>,
     buf: BytesMut,
     login: Login,
-) {
+}
+
+/// The session part of a connection, on its home core.
+async fn run(admitted: Box<Admitted>) {
+    let Admitted {
+        io,
+        peer,
+        ctx,
+        core,
+        connect,
+        mut buf,
+        login,
+    } = *admitted;
     let v = connect.version;
     // The account's connection limit, counted on the core that holds its sessions: with `n`
     // cores an account may hold up to `n ×` the limit (see docs/notes.md).
@@ -541,41 +577,56 @@ async fn run(
         .connect(&connect, &login, outbox.clone(), Instant::now());
     drop(connect);
     debug!(message = "MQTT client connected.", %peer, client_id = acc.client_id, username = login.username, core = core.broker.borrow().core());
-    let (reader, writer) = io.split(ctx.limits.write_stall);
+    let (mut reader, writer) = io.split(ctx.limits.write_stall);
     reader.attach(&outbox);
 
     let ext_ids = login
         .external
         .then(|| (login.username.clone(), acc.client_id.clone()));
-    let rd = pin!(read_loop(
-        reader, buf, &core, &ctx, acc.key, acc.conn, v, keepalive, &outbox, ext_ids
-    ));
-    let wr = pin!(write_loop(writer, &core, &outbox, v));
-    let (end, writer) = match select(rd, wr).await {
-        Either::Left((end, wr)) => {
-            {
-                let mut ob = outbox.borrow_mut();
-                if ob.close.is_none() {
-                    ob.close = Some(end.reason);
+    // The two halves live in this block only: the closing steps after it do not carry them.
+    let (end, writer) = {
+        let rd = pin!(read_loop(
+            &mut reader,
+            &mut buf,
+            &core,
+            &ctx,
+            acc.key,
+            acc.conn,
+            v,
+            keepalive,
+            &outbox,
+            ext_ids.as_ref()
+        ));
+        let wr = pin!(write_loop(writer, &core, &outbox, v));
+        match select(rd, wr).await {
+            Either::Left((end, wr)) => {
+                {
+                    let mut ob = outbox.borrow_mut();
+                    if ob.close.is_none() {
+                        ob.close = Some(end.reason);
+                    }
+                    ob.wake();
                 }
-                ob.wake();
+                // Boxed, like the other closing steps: `run` is as large as its largest state.
+                let writer = Box::pin(compio::time::timeout(CLOSE_GRACE, wr))
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                (Some(end), writer)
             }
-            let writer = compio::time::timeout(CLOSE_GRACE, wr)
-                .await
-                .ok()
-                .and_then(Result::ok);
-            (Some(end), writer)
-        }
-        Either::Right((w, rd)) => {
-            // The writer stopped first. A reader that is lingering after a protocol error gets
-            // its (bounded) time; any other reader is dropped.
-            let lingering = outbox.borrow().lingering;
-            let end = if lingering {
-                compio::time::timeout(LINGER + CLOSE_GRACE, rd).await.ok()
-            } else {
-                None
-            };
-            (end, w.ok())
+            Either::Right((w, rd)) => {
+                // The writer stopped first. A reader that is lingering after a protocol error
+                // gets its (bounded) time; any other reader is dropped.
+                let lingering = outbox.borrow().lingering;
+                let end = if lingering {
+                    Box::pin(compio::time::timeout(LINGER + CLOSE_GRACE, rd))
+                        .await
+                        .ok()
+                } else {
+                    None
+                };
+                (end, w.ok())
+            }
         }
     };
     core.broker
@@ -613,10 +664,12 @@ fn effective_keepalive(c: &Connect, cfg: &BrokerConfig) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_millis(u64::from(secs) * 1500))
 }
 
+/// Reads and handles the client's packets until the connection ends. `reader` and `buf` are
+/// borrowed, not owned: an async fn keeps a second copy of every argument it owns.
 #[allow(clippy::too_many_arguments)]
 async fn read_loop(
-    mut reader: Reader,
-    mut buf: BytesMut,
+    reader: &mut Reader,
+    buf: &mut BytesMut,
     core: &Rc<MqttCore>,
     ctx: &Rc<ConnCtx>,
     key: u64,
@@ -624,7 +677,7 @@ async fn read_loop(
     v: Version,
     keepalive: Option<Duration>,
     outbox: &OutboxRef,
-    ext_ids: Option<(String, String)>,
+    ext_ids: Option<&(String, String)>,
 ) -> ReadEnd {
     let dctx = DecodeCtx {
         version: Some(v),
@@ -632,46 +685,40 @@ async fn read_loop(
     };
     let mut last = Instant::now();
     loop {
+        // No packet and no decode result is held across an await here: they would take their
+        // size (hundreds of bytes) in every idle connection's future. A packet that needs the
+        // external backend moves into its own boxed future.
         loop {
-            match decode(&mut buf, dctx) {
-                Ok(Some(p)) => {
-                    last = Instant::now();
-                    let verdicts = match (&ext_ids, &core.ext) {
-                        (Some((user, cid)), Some(ext)) => {
-                            Box::pin(external_verdicts(core, ext, key, user, cid, &p)).await
-                        }
-                        _ => Vec::new(),
-                    };
-                    let res =
-                        core.broker
-                            .borrow_mut()
-                            .packet(key, conn, p, &verdicts, Instant::now());
-                    if let Err(close) = res {
-                        if close.reason != reason::SUCCESS
-                            && close.reason != reason::SESSION_TAKEN_OVER
-                        {
-                            bump(&core.stats.protocol_errors, 1);
-                            Box::pin(linger(&mut reader, &mut buf, outbox, close.reason, core))
-                                .await;
-                        }
-                        return ReadEnd {
-                            reason: close.reason,
-                            event: Some(Event::PeerClosed),
-                            error: None,
-                        };
-                    }
-                }
+            let p = match decode(buf, dctx) {
+                Ok(Some(p)) => p,
                 Ok(None) => break,
                 Err(e) => {
                     bump(&core.stats.protocol_errors, 1);
                     debug!(message = "Malformed packet; closing.", error = %e);
-                    Box::pin(linger(&mut reader, &mut buf, outbox, e.reason_code(), core)).await;
-                    return ReadEnd {
-                        reason: e.reason_code(),
-                        event: Some(Event::PeerClosed),
-                        error: None,
-                    };
+                    let code = e.reason_code();
+                    return Box::pin(close_after_error(reader, buf, outbox, code, core)).await;
                 }
+            };
+            last = Instant::now();
+            let res = match (ext_ids, &core.ext) {
+                (Some((user, cid)), Some(ext)) => {
+                    Box::pin(external_packet(core, ext, key, conn, user, cid, p)).await
+                }
+                _ => core
+                    .broker
+                    .borrow_mut()
+                    .packet(key, conn, p, &[], Instant::now()),
+            };
+            if let Err(close) = res {
+                if close.reason != reason::SUCCESS && close.reason != reason::SESSION_TAKEN_OVER {
+                    bump(&core.stats.protocol_errors, 1);
+                    Box::pin(linger(reader, buf, outbox, close.reason, core)).await;
+                }
+                return ReadEnd {
+                    reason: close.reason,
+                    event: Some(Event::PeerClosed),
+                    error: None,
+                };
             }
         }
         // Backpressure: a client that sends faster than it reads what it is sent (its own
@@ -693,11 +740,11 @@ async fn read_loop(
         }
         // A drained buffer that grew large is given back while the connection waits.
         if buf.is_empty() && buf.capacity() > 16 * 1024 {
-            buf = BytesMut::new();
+            *buf = BytesMut::new();
         }
         let deadline = keepalive.map(|k| last + k);
         let read = {
-            let read = pin!(reader.read(&mut buf, deadline, Timeout::Stage("keepalive")));
+            let read = pin!(reader.read(buf, deadline, Timeout::Stage("keepalive")));
             unless_drained(ctx, read).await
         };
         match read {
@@ -738,6 +785,39 @@ async fn read_loop(
                 };
             }
         }
+    }
+}
+
+/// A packet from a client the external backend knows: its verdicts first, then the broker.
+#[allow(clippy::too_many_arguments)]
+async fn external_packet(
+    core: &MqttCore,
+    ext: &ExtAuth,
+    key: u64,
+    conn: u64,
+    username: &str,
+    client_id: &str,
+    p: Packet,
+) -> Result<(), crate::mqtt::broker::Close> {
+    let verdicts = external_verdicts(core, ext, key, username, client_id, &p).await;
+    core.broker
+        .borrow_mut()
+        .packet(key, conn, p, &verdicts, Instant::now())
+}
+
+/// A malformed packet: counted by the caller; the DISCONNECT, a short linger, the end.
+async fn close_after_error(
+    reader: &mut Reader,
+    buf: &mut BytesMut,
+    outbox: &OutboxRef,
+    code: u8,
+    core: &MqttCore,
+) -> ReadEnd {
+    linger(reader, buf, outbox, code, core).await;
+    ReadEnd {
+        reason: code,
+        event: Some(Event::PeerClosed),
+        error: None,
     }
 }
 
@@ -926,7 +1006,9 @@ async fn write_loop(
                     properties: Properties::default(),
                 });
                 if d.encode(v, &mut b).is_ok() {
-                    let _ = writer.send(std::iter::once(Frame::Whole(b.freeze()))).await;
+                    // Boxed: the close path's future would otherwise size every connection's.
+                    let once = std::iter::once(Frame::Whole(b.freeze()));
+                    let _ = Box::pin(writer.send(once)).await;
                 }
             }
             return Ok(writer);
