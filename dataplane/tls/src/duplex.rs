@@ -60,6 +60,7 @@ pub(crate) fn split(
     write_stall: Duration,
 ) -> (TlsReader, TlsWriter) {
     let (rd, wr) = tcp.into_split();
+    let peer_closed = tls.peer_closed();
     let tls = Rc::new(RefCell::new(tls));
     (
         TlsReader {
@@ -68,7 +69,7 @@ pub(crate) fn split(
             buf: None,
             read_size: ReadSize::new(READ_CHUNK),
             early,
-            peer_closed: false,
+            peer_closed,
         },
         TlsWriter {
             tcp: wr,

@@ -33,9 +33,9 @@ pub(crate) struct Engine {
     /// Records encoded or encrypted and not yet handed to the socket, in sequence order.
     out: Vec<u8>,
     peer_closed: bool,
-    /// rustls reported an error: it must not be called again (it would read bytes it has
-    /// offsets into, which may be gone, and send a second fatal alert).
-    failed: bool,
+    /// rustls (or the engine) reported an error: rustls must not be called again (it would
+    /// read bytes it has offsets into, which may be gone, and send a second fatal alert).
+    failed: Option<Failure>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -56,7 +56,7 @@ impl Engine {
             pending: Vec::new(),
             out: Vec::new(),
             peer_closed: false,
-            failed: false,
+            failed: None,
         })
     }
 
@@ -70,29 +70,19 @@ impl Engine {
         data: &mut [u8],
         dst: &mut impl Plaintext,
     ) -> Result<bool, ConnError> {
-        if self.failed {
-            return Err(Self::dead());
+        if let Some(failed) = &self.failed {
+            return Err(failed.again());
         }
         if self.peer_closed {
             return Ok(true);
         }
         let res = if self.pending.is_empty() {
-            // The common case: whole records, processed where the socket put them.
-            self.process(data, dst)
-                .and_then(|used| self.keep(&data[used..]))
+            self.feed_in_place(data, dst)
         } else {
-            self.keep(data).and_then(|()| {
-                let mut pending = std::mem::take(&mut self.pending);
-                let res = self.process(&mut pending, dst);
-                if let Ok(used) = res {
-                    pending.drain(..used);
-                }
-                self.pending = pending;
-                res.map(drop)
-            })
+            self.feed_cut(data, dst)
         };
-        if res.is_err() {
-            self.failed = true;
+        if let Err(e) = &res {
+            self.failed = Some(Failure::of(e));
         }
         res?;
         if self.peer_closed {
@@ -101,9 +91,83 @@ impl Engine {
         Ok(self.peer_closed)
     }
 
+    /// Whole records, processed where the socket put them; a cut one at the end is kept.
+    fn feed_in_place(
+        &mut self,
+        data: &mut [u8],
+        dst: &mut impl Plaintext,
+    ) -> Result<(), ConnError> {
+        let used = self.process(data, dst)?;
+        self.keep(&data[used..])
+    }
+
+    /// `pending` holds the start of a record: it is completed from `data` and processed, then
+    /// the rest of `data` is processed in place. Only the cut record is copied, not the read.
+    fn feed_cut(&mut self, data: &mut [u8], dst: &mut impl Plaintext) -> Result<(), ConnError> {
+        let mut at = 0;
+        loop {
+            let missing = self.missing();
+            let take = missing.min(data.len() - at);
+            self.keep(&data[at..at + take])?;
+            at += take;
+            if take < missing {
+                // The read ended inside the record again.
+                return Ok(());
+            }
+            if self.missing() > 0 {
+                // The header is complete now; go on with the body.
+                continue;
+            }
+            self.process_pending(dst)?;
+            if self.peer_closed {
+                return Ok(());
+            }
+            if !self.pending.is_empty() {
+                // rustls holds on to these bytes (a handshake message joined over records):
+                // it has offsets into them, so the rest goes after them.
+                self.keep(&data[at..])?;
+                return self.process_pending(dst);
+            }
+            return self.feed_in_place(&mut data[at..], dst);
+        }
+    }
+
+    /// Bytes `pending` lacks: to complete the record header, else the record. An oversized
+    /// length is not waited for: rustls refuses it on sight.
+    fn missing(&self) -> usize {
+        const HEADER: usize = 5;
+        // The largest record rustls accepts (RFC 8446 §5.2: 2^14 + 256, TLS 1.2 allows 2,048).
+        const MAX_RECORD: usize = 16 * 1024 + 2048;
+        let p = &self.pending;
+        if p.len() < HEADER {
+            return HEADER - p.len();
+        }
+        let len = usize::from(u16::from_be_bytes([p[3], p[4]]));
+        if len > MAX_RECORD {
+            return 0;
+        }
+        (HEADER + len).saturating_sub(p.len())
+    }
+
+    /// Runs rustls over `pending` and drops what it consumed.
+    fn process_pending(&mut self, dst: &mut impl Plaintext) -> Result<(), ConnError> {
+        let mut pending = std::mem::take(&mut self.pending);
+        let res = self.process(&mut pending, dst);
+        if let Ok(used) = res {
+            pending.drain(..used);
+        }
+        self.pending = pending;
+        res.map(drop)
+    }
+
     /// Whether the handshake is still going on.
     pub(crate) fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
+    }
+
+    /// Whether the peer has sent close_notify.
+    pub(crate) fn peer_closed(&self) -> bool {
+        self.peer_closed
     }
 
     /// Whether records are waiting to be sent.
@@ -191,8 +255,9 @@ impl Engine {
             let state = match state {
                 Ok(state) => state,
                 Err(e) => {
-                    // rustls prepared an alert; it must be given the same bytes again.
-                    self.queue_alert(&mut buf[used..]);
+                    // rustls prepared an alert; it must be given the same bytes again, less
+                    // what it said to discard.
+                    self.queue_alert(&mut buf[used + discard..]);
                     return Err(e.into());
                 }
             };
@@ -201,6 +266,9 @@ impl Engine {
                 ConnectionState::ReadTraffic(mut r) => {
                     while let Some(rec) = r.next_record() {
                         let rec = rec?;
+                        // rustls 0.23 decrypts into a buffer of its own; a version that
+                        // decrypts in place would ask for a discard here.
+                        debug_assert_eq!(rec.discard, 0);
                         dst.grow(rec.payload.len()).copy_from_slice(rec.payload);
                     }
                 }
@@ -245,12 +313,12 @@ impl Engine {
         // rustls must see the bytes it has started on (a handshake message it is joining): it
         // keeps offsets into them, and an empty buffer would make it index out of bounds.
         // They hold no complete record (feed processed those), so nothing is consumed here.
-        if self.failed {
-            return Err(Self::dead());
+        if let Some(failed) = &self.failed {
+            return Err(failed.again());
         }
         let res = self.write_traffic_inner(&mut f);
-        if res.is_err() {
-            self.failed = true;
+        if let Err(e) = &res {
+            self.failed = Some(Failure::of(e));
         }
         res
     }
@@ -292,21 +360,44 @@ impl Engine {
         }
     }
 
-    fn dead() -> ConnError {
-        ConnError::Io(io::Error::new(
-            io::ErrorKind::NotConnected,
-            "TLS connection failed earlier",
-        ))
-    }
-
     /// After an error, queues the alert rustls prepared for the peer, if any. `buf` is what
-    /// the failed call was given: rustls keeps offsets into it (see `write_traffic`). One call
-    /// only: the alert is one record, and a second call would make rustls read the bad bytes
-    /// again.
+    /// the failed call was given, less its discard: rustls keeps offsets into it (see
+    /// `write_traffic`). One call only: the alert is one record, and a second call would make
+    /// rustls read on. (If rustls had queued handshake records before the alert, the first of
+    /// them goes instead and the alert is lost: the connection closes either way.)
     fn queue_alert(&mut self, buf: &mut [u8]) {
         let UnbufferedStatus { state, .. } = self.conn.process_tls_records(buf);
         if let Ok(ConnectionState::EncodeTlsData(mut e)) = state {
             let _ = encode(&mut self.out, &mut e);
+        }
+    }
+}
+
+/// Why an engine stopped: what later calls report.
+#[derive(Debug)]
+enum Failure {
+    /// rustls refused what the peer sent (or what we asked of it).
+    Tls(rustls::Error),
+    /// Anything else; reported as bad data from the peer, which is what ends a connection here
+    /// (an oversized message).
+    Other(String),
+}
+
+impl Failure {
+    fn of(e: &ConnError) -> Self {
+        match e {
+            ConnError::Tls(e) => Self::Tls(e.clone()),
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    fn again(&self) -> ConnError {
+        match self {
+            Self::Tls(e) => ConnError::Tls(e.clone()),
+            Self::Other(msg) => ConnError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("TLS connection failed earlier: {msg}"),
+            )),
         }
     }
 }
@@ -471,7 +562,10 @@ mod tests {
             .map(|i| (i % 251) as u8)
             .collect();
         for versions in [&[&rustls::version::TLS13][..], &[&rustls::version::TLS12]] {
-            for cut in [1, 2, 5, 17, 100, 4096, 100_000] {
+            // Around a 16 KiB record too: a read ends just before, at and after its end.
+            for cut in [
+                1, 2, 5, 17, 100, 4096, 16_405, 16_406, 16_407, 20_000, 100_000,
+            ] {
                 let (mut client, mut server) = established(versions, cut);
                 let mut at = 0;
                 for n in sizes {

@@ -261,9 +261,11 @@ impl TlsStream {
             if !stream.tls.is_handshaking() {
                 return Ok(stream);
             }
+            // rustls takes close_notify only once the handshake is done: a client may send its
+            // Finished, data and close_notify at once, and that is a finished handshake.
             match stream.read_tls(&mut clock, Timeout::Handshake).await {
-                Ok(true) if !stream.peer_closed => {}
-                Ok(_) => return Err(ConnError::ClosedInHandshake),
+                Ok(true) => {}
+                Ok(false) => return Err(ConnError::ClosedInHandshake),
                 Err(e) => return Err(e),
             }
         }
@@ -364,10 +366,10 @@ impl TlsStream {
     pub fn from_parts(tcp: TcpStream, parts: TlsParts) -> Self {
         Self {
             tcp,
+            peer_closed: parts.tls.peer_closed(),
             tls: parts.tls,
             read_buf: None,
             plain: parts.plain,
-            peer_closed: false,
             write_clock: WriteClock::new(parts.write_stall),
         }
     }

@@ -444,3 +444,49 @@ fn staged_writes_are_sealed_one_record_per_16_kib() {
         Ok("sent".into())
     );
 }
+
+/// A client may send its Finished, its first data and close_notify in one flight (a
+/// fire-and-forget publisher, `echo ... | openssl s_client`). That is a finished handshake:
+/// the data is read, then the end.
+#[test]
+fn finished_data_and_close_notify_in_one_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let cert = Arc::new(ReloadableCert::load(pki.leaf(dir.path(), "svc", 1)).unwrap());
+    let (addr, rx) = server(cert, limits(5, 5), 1, |mut s: TlsStream| async move {
+        let mut got = Vec::new();
+        loop {
+            let mut clock =
+                StageClock::start(StageLimit::fixed(Duration::from_secs(5)), Instant::now());
+            match s.read(&mut got, &mut clock, Timeout::Stage("test")).await {
+                Ok(0) => return Ok(String::from_utf8_lossy(&got).into_owned()),
+                Ok(_) => {}
+                Err(e) => return Err(e.kind().to_owned()),
+            }
+        }
+    });
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut conn =
+        rustls::ClientConnection::new(pki.client(&[&rustls::version::TLS13]), name).unwrap();
+    let mut sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    while conn.wants_write() {
+        conn.write_tls(&mut sock).unwrap();
+    }
+    while conn.is_handshaking() {
+        conn.read_tls(&mut sock).unwrap();
+        conn.process_new_packets().unwrap();
+    }
+    conn.writer().write_all(b"early words").unwrap();
+    conn.send_close_notify();
+    let mut wire = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut wire).unwrap();
+    }
+    sock.write_all(&wire).unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Ok("early words".into())
+    );
+}
