@@ -84,9 +84,18 @@ impl ConnCtx {
 /// One stage of a connection's life, boxed at its own size; it ends with the next stage, if
 /// any. An MQTT connection's CONNECT stage hands over to its session stage, and is freed then:
 /// a quiet connection holds only the stage it is in.
+#[must_use = "a stage does nothing unless run: see `Session::run`"]
 pub(crate) struct Session(Pin<Box<dyn Future<Output = Option<Session>>>>);
 
 impl Session {
+    /// Runs `first` and every stage after it, to the connection's end.
+    pub(crate) async fn run(first: Option<Session>) {
+        let mut next = first;
+        while let Some(Session(stage)) = next {
+            next = stage.await;
+        }
+    }
+
     /// A stage that is the last.
     pub(crate) fn last(fut: impl Future<Output = ()> + 'static) -> Self {
         // `map`, not an async block: a block would hold `fut` twice (rust-lang/rust#62958).
@@ -113,10 +122,7 @@ pub(crate) async fn serve(
     ctx: Rc<ConnCtx>,
     ticket: Option<crate::front::guard::Ticket>,
 ) {
-    let mut next = Box::pin(open(tcp, peer, ctx, ticket)).await;
-    while let Some(Session(stage)) = next {
-        next = stage.await;
-    }
+    Session::run(Box::pin(open(tcp, peer, ctx, ticket)).await).await;
 }
 
 /// The TLS handshake (for a TLS listener), then the listener's protocol; `None` when the

@@ -109,7 +109,8 @@ pub(super) async fn take_over(c: HttpConn, a: Accepted, head: &RequestHead, star
         .max(rampart_ws_proto::DEFAULT_MAX_FRAME);
     let ws = WsIn::new(BytesMut::from(&buf[..]), max_frame, ticket);
     let connect = shared.cfg.mqtt_connect;
-    crate::mqtt::conn::serve(
+    // The CONNECT stage, then the session stage it hands over to.
+    let session = crate::mqtt::conn::serve(
         Io::Ws(Box::new(stream), Box::new(ws)),
         peer,
         ctx,
@@ -117,6 +118,7 @@ pub(super) async fn take_over(c: HttpConn, a: Accepted, head: &RequestHead, star
         connect,
     )
     .await;
+    crate::conn::Session::run(session).await;
 }
 
 /// Answers 101 Switching Protocols with `accept` and the chosen `protocol`, counted and

@@ -189,6 +189,7 @@ impl Io {
 
 /// Serves a new connection from its first byte after the TLS handshake (or the WebSocket
 /// upgrade); `connect` bounds the wait for CONNECT.
+#[must_use = "the session stage is returned, to be run by the caller"]
 pub(crate) async fn serve(
     io: Io,
     peer: SocketAddr,
