@@ -16,13 +16,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::engine::Engine;
-use crate::stream::{ConnError, ReadSize, race, write_clocked};
 use bytes::BytesMut;
 use compio::BufResult;
 use compio::io::{AsyncRead, AsyncWrite};
 use compio::net::TcpStream;
 use rampart_deadline::{Timeout, WriteClock};
+
+use crate::engine::Engine;
+use crate::stream::{ConnError, ReadSize, race, write_clocked};
 
 /// Largest socket read: a TLS record is at most 16 KiB of plaintext plus overhead.
 const READ_CHUNK: usize = 18 * 1024;

@@ -310,9 +310,6 @@ impl Engine {
             &mut Vec<u8>,
         ) -> Result<(), ConnError>,
     ) -> Result<(), ConnError> {
-        // rustls must see the bytes it has started on (a handshake message it is joining): it
-        // keeps offsets into them, and an empty buffer would make it index out of bounds.
-        // They hold no complete record (feed processed those), so nothing is consumed here.
         if let Some(failed) = &self.failed {
             return Err(failed.again());
         }
@@ -330,7 +327,10 @@ impl Engine {
             &mut Vec<u8>,
         ) -> Result<(), ConnError>,
     ) -> Result<(), ConnError> {
-        // Bounded: every turn either encodes a queued record or ends.
+        // Bounded: every turn either encodes a queued record or ends. rustls is given the
+        // bytes it has started on (a handshake message it is joining): it keeps offsets into
+        // them, and an empty buffer would make it index out of bounds. They hold no complete
+        // record (feed processed those), so nothing is consumed here.
         loop {
             let UnbufferedStatus { discard, state } =
                 self.conn.process_tls_records(&mut self.pending);

@@ -713,7 +713,8 @@ async fn read_loop(
             if let Err(close) = res {
                 if close.reason != reason::SUCCESS && close.reason != reason::SESSION_TAKEN_OVER {
                     bump(&core.stats.protocol_errors, 1);
-                    Box::pin(linger(reader, buf, outbox, close.reason, core)).await;
+                    let code = close.reason;
+                    return Box::pin(close_after_error(reader, buf, outbox, code, core)).await;
                 }
                 return ReadEnd {
                     reason: close.reason,
@@ -806,7 +807,7 @@ async fn external_packet(
         .packet(key, conn, p, &verdicts, Instant::now())
 }
 
-/// A malformed packet: counted by the caller; the DISCONNECT, a short linger, the end.
+/// A protocol error: counted by the caller; the DISCONNECT, a short linger, the end.
 async fn close_after_error(
     reader: &mut Reader,
     buf: &mut BytesMut,
