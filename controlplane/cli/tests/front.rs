@@ -818,12 +818,15 @@ fn judge(mode: &str, a: &Attack, conns: u64, closed_by: u64, client_sees_close: 
         a.ok,
         a.failed
     );
-    // Half the connections seen at once shows the attack ran (a refused head closes at once, so
-    // with the Range attack on a loaded machine slowhttptest ends before opening them all).
+    // Half the connections seen shows the attack ran (a refused head closes at once, so with the
+    // Range attack on a loaded machine slowhttptest ends before opening them all). That they
+    // reached the server shows in a row with some connected, or, where slowhttptest's 1 s rows
+    // missed them (every head refused and closed within one row), in the server's own samples:
+    // more than the legitimate client's and the probe's connections at once.
     assert!(
-        rows.iter()
-            .any(|r| r.connected + r.closed >= conns / 2 && r.connected > 0),
-        "{mode}: the attack never got its connections up: {a:?}"
+        rows.iter().any(|r| r.connected + r.closed >= conns / 2)
+            && (rows.iter().any(|r| r.connected > 0) || peak > 3),
+        "{mode}: the attack never got its connections up (server peak {peak}): {a:?}"
     );
     let all_closed_row = rows
         .iter()
