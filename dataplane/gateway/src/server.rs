@@ -619,8 +619,18 @@ fn start_broker(
     let inbox = core.clone();
     compio::runtime::spawn(async move {
         let mut handled = 0u32;
-        while let Some(msg) = rx.recv().await {
-            let now = Instant::now();
+        // The clock is read after every wait and yield, not per message: what is queued is
+        // taken back to back.
+        let mut now = Instant::now();
+        loop {
+            let msg = match rx.try_recv() {
+                Some(msg) => msg,
+                None => {
+                    let Some(msg) = rx.recv().await else { break };
+                    now = Instant::now();
+                    msg
+                }
+            };
             let handoff = inbox.broker.borrow_mut().remote(msg, now);
             if let Some(h) = handoff {
                 mqtt::conn::adopt(h, &inbox);
@@ -629,6 +639,7 @@ fn start_broker(
             handled += 1;
             if handled.is_multiple_of(64) {
                 yield_now().await;
+                now = Instant::now();
             }
         }
     })

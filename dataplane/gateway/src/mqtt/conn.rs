@@ -684,7 +684,10 @@ async fn read_loop(
         version: Some(v),
         max_packet_size: core.cfg.max_packet_size,
     };
-    let mut last = Instant::now();
+    // The clock is read once per read, not per packet: the packets of one read arrived
+    // together, and a read of small PUBLISHes holds hundreds of them.
+    let mut now = Instant::now();
+    let mut last = now;
     loop {
         // No packet and no decode result is held across an await here: they would take their
         // size (hundreds of bytes) in every idle connection's future. A packet that needs the
@@ -700,15 +703,14 @@ async fn read_loop(
                     return Box::pin(close_after_error(reader, buf, outbox, code, core)).await;
                 }
             };
-            last = Instant::now();
+            last = now;
             let res = match (ext_ids, &core.ext) {
                 (Some((user, cid)), Some(ext)) => {
-                    Box::pin(external_packet(core, ext, key, conn, user, cid, p)).await
+                    let res = Box::pin(external_packet(core, ext, key, conn, user, cid, p)).await;
+                    now = Instant::now();
+                    res
                 }
-                _ => core
-                    .broker
-                    .borrow_mut()
-                    .packet(key, conn, p, &[], Instant::now()),
+                _ => core.broker.borrow_mut().packet(key, conn, p, &[], now),
             };
             if let Err(close) = res {
                 if close.reason != reason::SUCCESS && close.reason != reason::SESSION_TAKEN_OVER {
@@ -749,6 +751,7 @@ async fn read_loop(
             let read = pin!(reader.read(buf, deadline, Timeout::Stage("keepalive")));
             unless_drained(ctx, read).await
         };
+        now = Instant::now();
         match read {
             None => {
                 return ReadEnd {

@@ -12,7 +12,11 @@ use std::collections::HashMap;
 /// One node: the subscriptions whose filter ends here, and the children by next level.
 #[derive(Debug)]
 struct Node<T> {
+    /// Children by literal next level.
     children: HashMap<Box<str>, Node<T>>,
+    /// The `+` child, apart: matching looks for it at every level it walks, and a field costs
+    /// no hashing.
+    plus: Option<Box<Node<T>>>,
     /// Subscriptions whose filter ends at this node.
     here: Vec<T>,
     /// Subscriptions whose filter is this node's path followed by `/#`.
@@ -23,6 +27,7 @@ impl<T> Default for Node<T> {
     fn default() -> Self {
         Self {
             children: HashMap::new(),
+            plus: None,
             here: Vec::new(),
             hash: Vec::new(),
         }
@@ -31,7 +36,45 @@ impl<T> Default for Node<T> {
 
 impl<T> Node<T> {
     fn is_empty(&self) -> bool {
-        self.children.is_empty() && self.here.is_empty() && self.hash.is_empty()
+        self.children.is_empty()
+            && self.plus.is_none()
+            && self.here.is_empty()
+            && self.hash.is_empty()
+    }
+
+    /// The child for `level`, `+` included.
+    fn child(&self, level: &str) -> Option<&Node<T>> {
+        if level == "+" {
+            self.plus.as_deref()
+        } else {
+            self.children.get(level)
+        }
+    }
+
+    fn child_mut(&mut self, level: &str) -> Option<&mut Node<T>> {
+        if level == "+" {
+            self.plus.as_deref_mut()
+        } else {
+            self.children.get_mut(level)
+        }
+    }
+
+    /// The child for `level`, created empty if absent.
+    fn child_or_insert(&mut self, level: &str) -> &mut Node<T> {
+        if level == "+" {
+            self.plus.get_or_insert_default()
+        } else {
+            self.children.entry(level.into()).or_default()
+        }
+    }
+
+    /// Drops the child for `level` (it is empty).
+    fn remove_child(&mut self, level: &str) {
+        if level == "+" {
+            self.plus = None;
+        } else {
+            self.children.remove(level);
+        }
     }
 }
 
@@ -64,7 +107,7 @@ impl<T> Trie<T> {
                     len: &mut self.len,
                 };
             }
-            node = node.children.entry(level.into()).or_default();
+            node = node.child_or_insert(level);
         }
         Slot {
             vec: &mut node.here,
@@ -80,7 +123,7 @@ impl<T> Trie<T> {
             if level == "#" && levels.peek().is_none() {
                 return Some(&mut node.hash);
             }
-            node = node.children.get_mut(level)?;
+            node = node.child_mut(level)?;
         }
         Some(&mut node.here)
     }
@@ -141,12 +184,12 @@ fn remove_rec<T>(node: &mut Node<T>, levels: &[&str], mut remove: impl FnMut(&T)
             before - node.hash.len()
         }
         [first, rest @ ..] => {
-            let Some(child) = node.children.get_mut(*first) else {
+            let Some(child) = node.child_mut(first) else {
                 return 0;
             };
             let n = remove_rec(child, rest, remove);
             if child.is_empty() {
-                node.children.remove(*first);
+                node.remove_child(first);
             }
             n
         }
@@ -175,12 +218,13 @@ fn match_rec<T>(
         Some((first, rest)) => (first, Some(rest)),
         None => (levels, None),
     };
-    if let Some(child) = node.children.get(first) {
+    // A topic name has no `+` level (the codec refuses one), so `child` finds a literal here.
+    if let Some(child) = node.child(first) {
         match_rec(child, rest, depth + 1, dollar, f);
     }
     if wild_ok
         && first != "+"
-        && let Some(child) = node.children.get("+")
+        && let Some(child) = node.plus.as_deref()
     {
         match_rec(child, rest, depth + 1, dollar, f);
     }
@@ -250,5 +294,27 @@ mod tests {
         assert_eq!(t.remove_where("a/#", |_| true), 1);
         assert!(t.root.is_empty());
         assert_eq!(t.len, 0);
+    }
+
+    #[test]
+    fn plus_levels_are_found_and_pruned() {
+        let mut t: Trie<u32> = Trie::default();
+        t.slot("+/b/+").push(1);
+        t.slot("+/b/c").push(2);
+        assert_eq!(t.get_mut("+/b/+"), Some(&mut vec![1]));
+        assert_eq!(t.get_mut("+/x/+"), None);
+        let mut hits = Vec::new();
+        t.for_each_match("a/b/c", |v| hits.push(*v));
+        hits.sort_unstable();
+        assert_eq!(hits, [1, 2]);
+        assert_eq!(t.remove_where("+/b/+", |_| true), 1);
+        assert!(
+            t.root
+                .plus
+                .as_ref()
+                .is_some_and(|p| p.children["b"].plus.is_none())
+        );
+        assert_eq!(t.remove_where("+/b/c", |_| true), 1);
+        assert!(t.root.is_empty());
     }
 }
