@@ -318,14 +318,20 @@ impl Broker {
     }
 }
 
-/// The home core of a client id, as the broker computes it (FNV-1a).
+/// The home core of a client id, as the broker computes it (FNV-1a, finalised, high bits).
 fn home_core(client_id: &str) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in client_id.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (h % CORES as u64) as usize
+    // MurmurHash3's 64-bit finaliser: every input bit reaches the high bits.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    ((u128::from(h) * CORES as u128) >> 64) as usize
 }
 
 /// A client id starting with `base` whose home is `core`.

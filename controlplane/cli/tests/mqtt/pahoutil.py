@@ -51,11 +51,17 @@ mqtt.Client._handle_disconnect = _keep_disconnect_reason
 
 def home_core(client_id):
     """The core that owns a client id's session, as the broker computes it."""
+    mask = 0xFFFFFFFFFFFFFFFF
     h = 0xCBF29CE484222325
     for b in client_id.encode():
         h ^= b
-        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h % CORES
+        h = (h * 0x100000001B3) & mask
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & mask
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & mask
+    h ^= h >> 33
+    return (h * CORES) >> 64
 
 
 def id_on(base, core):

@@ -67,13 +67,25 @@ pub(crate) struct Member {
 }
 
 /// The core that owns a client id's session (FNV-1a, stable across restarts).
+///
+/// FNV-1a alone spreads badly: its low bits depend only on the input's low bits (`h % 2` was
+/// the parity of the id's odd bytes, so `cam-a`, `cam-c`, `cam-e` all had one home), and its
+/// last byte barely reaches the high bits. A finaliser mixes it, and the core comes from the
+/// high bits (`h * cores / 2^64`). A restart with another hash or core count
+/// finds every session: each core loads the sessions whose home it is from every core's file.
 pub(crate) fn home_core(client_id: &str, cores: usize) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in client_id.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (h % cores.max(1) as u64) as usize
+    // MurmurHash3's 64-bit finaliser: every input bit reaches the high bits.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    ((u128::from(h) * cores.max(1) as u128) >> 64) as usize
 }
 
 /// One application message, shared by every core and subscriber.
@@ -2124,6 +2136,32 @@ mod tests {
             interest.clone(),
         );
         (broker, tx1, rx1, interest)
+    }
+
+    #[test]
+    fn client_ids_spread_over_the_cores() {
+        // Ids that differ in one odd letter: with `h % 2` they all had one home.
+        let odd: Vec<usize> = [
+            "cam-a", "cam-c", "cam-e", "cam-g", "cam-i", "cam-k", "cam-m",
+        ]
+        .iter()
+        .map(|id| home_core(id, 2))
+        .collect();
+        assert!(odd.contains(&0) && odd.contains(&1), "{odd:?}");
+        // A fleet's numbered ids: every core gets its share, within 10 %.
+        for cores in [2, 3, 4, 8] {
+            let mut counts = vec![0usize; cores];
+            for i in 0..4000 {
+                counts[home_core(&format!("camera-{i:04}"), cores)] += 1;
+            }
+            let fair = 4000 / cores;
+            assert!(
+                counts.iter().all(|&n| n.abs_diff(fair) <= fair / 10),
+                "{cores} cores: {counts:?}"
+            );
+        }
+        assert_eq!(home_core("anything", 1), 0);
+        assert_eq!(home_core("anything", 0), 0);
     }
 
     fn message(b: &mut Broker, topic: &str, retain: bool) -> Arc<Message> {
