@@ -152,9 +152,16 @@ impl Message {
             let slot = usize::from(v.is_v5()) * 2 + usize::from(d.retain);
             let whole = self.encoded[slot].get_or_init(|| {
                 let p = self.publish(d, now);
-                let mut b = BytesMut::new();
                 // A message that decoded encodes: the codec's limits are the same both ways.
-                let _ = Packet::Publish(p).encode(v, &mut b);
+                // Head and payload go into one buffer of the exact size (the head's encoder
+                // takes the `Publish` by reference: no move of it into a `Packet`).
+                let head = p.head_encoded_len(v).unwrap_or(0);
+                let mut b = BytesMut::with_capacity(head + p.payload.len());
+                if p.encode_head(v, &mut b).is_ok() {
+                    b.extend_from_slice(&p.payload);
+                } else {
+                    b.clear();
+                }
                 b.freeze()
             });
             if whole.is_empty() {
@@ -416,6 +423,9 @@ impl Hasher for KeyHasher {
     }
 }
 
+/// A subscription a message matched: session key, options, subscription id, wholly readable.
+type Target = (u64, SubscriptionOptions, Option<u32>, bool);
+
 /// One core's broker.
 #[derive(Debug)]
 pub(crate) struct Broker {
@@ -438,6 +448,9 @@ pub(crate) struct Broker {
     next_conn: u64,
     seq: u64,
     subs: Trie<SubEntry>,
+    /// `deliver_local`'s list of matching subscriptions, kept between messages so that
+    /// delivering one allocates nothing for it.
+    targets: Vec<Target>,
     /// Shared groups by inner filter: (group, inner filter, members on every core, sorted).
     shared: Trie<(Box<str>, TopicFilter, Vec<Member>)>,
     retained: HashMap<TopicName, Arc<Message>>,
@@ -484,6 +497,7 @@ impl Broker {
             next_conn: 1,
             seq: 0,
             subs: Trie::default(),
+            targets: Vec::new(),
             shared: Trie::default(),
             retained: HashMap::new(),
             timers: BTreeSet::new(),
@@ -1156,7 +1170,8 @@ impl Broker {
         // Collect first: delivering needs `&mut self`. One subscriber may have several
         // matching subscriptions: it gets the message once, at the highest QoS, with every
         // subscription id (MQTT 5 §3.3.4).
-        let mut targets: Vec<(u64, SubscriptionOptions, Option<u32>, bool)> = Vec::new();
+        let mut targets = std::mem::take(&mut self.targets);
+        targets.clear();
         self.subs.for_each_match(msg.topic.as_str(), |e| {
             targets.push((e.key, e.opts, e.id, e.readable));
         });
@@ -1187,6 +1202,7 @@ impl Broker {
             let retain = opts.retain_as_published && msg.retain;
             self.deliver(key, msg, opts.qos, retain, ids, now);
         }
+        self.targets = targets;
         let me = self.core as u32;
         for (member, (group, filter)) in chosen {
             if member.core != me {
@@ -2177,6 +2193,32 @@ mod tests {
             0,
             Instant::now(),
         )
+    }
+
+    #[test]
+    fn a_whole_frame_is_the_encoded_publish() {
+        let (mut b, ..) = core0_of_two();
+        for retain in [false, true] {
+            let msg = message(&mut b, "site/1/cam/7", retain);
+            for v in [Version::V311, Version::V5] {
+                let d = Delivery {
+                    qos: QoS::AtMostOnce,
+                    retain,
+                    pid: None,
+                    sub_ids: &[],
+                    alias: None,
+                };
+                let now = Instant::now();
+                let Some(Frame::Whole(got)) = msg.frame(v, &d, now) else {
+                    panic!("a QoS 0 delivery without per-subscriber fields is one whole frame");
+                };
+                let mut want = BytesMut::new();
+                Packet::Publish(msg.publish(&d, now))
+                    .encode(v, &mut want)
+                    .expect("encodes");
+                assert_eq!(got, want.freeze(), "{v:?} retain {retain}");
+            }
+        }
     }
 
     #[test]
