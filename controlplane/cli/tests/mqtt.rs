@@ -2082,6 +2082,43 @@ fn policy_changes_reach_live_connections() {
 }
 
 #[test]
+fn a_live_publisher_loses_a_topic_when_its_rule_goes() {
+    // The broker remembers the last topic a connection may publish to, per policy generation:
+    // a rule taken away must still refuse the next PUBLISH to that very topic.
+    let b = Broker::start("pubrevoke");
+    let writer = b.add_service("writer8");
+    b.acl("writer8", "cams/#", "write");
+    b.wait_applied();
+    let mut tcp = b.raw();
+    tcp.write_all(&connect_packet(5, "writer8-live", Some(&writer), 0x02, &[]))
+        .unwrap();
+    let (first, body) = read_packet(&mut tcp).unwrap().expect("CONNACK");
+    assert_eq!((first, body[1]), (0x20, 0), "{body:?}");
+    // PUBACK (v5): packet id, then the reason code (absent means success).
+    let mut puback = |pid: u16| {
+        tcp.write_all(&publish_qos(true, 1, false, b"cams/1/scene", pid, b"x"))
+            .unwrap();
+        let (first, body) = read_packet(&mut tcp).unwrap().expect("PUBACK");
+        assert_eq!(first, 0x40, "{body:?}");
+        assert_eq!(body[..2], pid.to_be_bytes());
+        body.get(2).copied().unwrap_or(0)
+    };
+    assert_eq!(puback(1), 0x00);
+    assert_eq!(puback(2), 0x00, "the same topic again");
+    let acls: Value = serde_json::from_str(&b.cli(&["acl", "list", "--json"])).unwrap();
+    let rule = acls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["topic"] == "cams/#")
+        .unwrap_or_else(|| panic!("{acls}"))["id"]
+        .to_string();
+    b.cli(&["acl", "delete", rule.trim_matches('"')]);
+    b.wait_applied();
+    assert_eq!(puback(3), 0x87, "NOT_AUTHORIZED once the rule is gone");
+}
+
+#[test]
 fn wildcards_at_the_start_do_not_match_sys_topics() {
     // $SYS every second; an account that may read everything.
     let b = Broker::with("sys", "sys_interval_secs = 1", "");

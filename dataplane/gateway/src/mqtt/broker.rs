@@ -296,6 +296,11 @@ struct Link {
     alias_max_out: u16,
     /// The aliases we set on this connection.
     aliases_out: HashMap<TopicName, u16>,
+    /// The last topic the policy let this connection publish to, and the policy's generation
+    /// then: a camera publishes to the same topic again and again, and a policy generation
+    /// never changes, so the same topic under the same generation is allowed without asking
+    /// again. Its buffer is reused when the topic changes.
+    published_ok: Option<(u64, String)>,
 }
 
 impl Link {
@@ -658,6 +663,7 @@ impl Broker {
                     0
                 },
                 aliases_out: HashMap::new(),
+                published_ok: None,
             });
         }
         let _ = epoch;
@@ -1011,13 +1017,22 @@ impl Broker {
         let policy = self.policy.current();
         let s = &self.sessions[&key];
         let username = s.link.as_ref().map_or("", |l| l.username.as_str());
+        let generation = policy.as_ref().map(|p| p.generation());
+        let cached = generation.is_some_and(|g| {
+            s.link
+                .as_ref()
+                .and_then(|l| l.published_ok.as_ref())
+                .is_some_and(|(cg, t)| *cg == g && t == topic.as_str())
+        });
         let allowed = if external {
             ext.first().copied().unwrap_or(false)
         } else {
-            policy.as_ref().is_some_and(|pol| {
-                pol.check(username, &s.client_id, AclAction::Publish(topic.as_str()))
-            })
+            cached
+                || policy.as_ref().is_some_and(|pol| {
+                    pol.check(username, &s.client_id, AclAction::Publish(topic.as_str()))
+                })
         };
+        let remember = allowed && !external && !cached;
         let max_payload = policy
             .as_ref()
             .map_or(u32::MAX, |p| p.limits().max_message_bytes)
@@ -1052,6 +1067,19 @@ impl Broker {
         }
         if code != reason::SUCCESS {
             return Ok(());
+        }
+        if remember
+            && let Some(g) = generation
+            && let Some(link) = self.session(key).link.as_mut()
+        {
+            match &mut link.published_ok {
+                Some((cg, t)) => {
+                    *cg = g;
+                    t.clear();
+                    t.push_str(topic.as_str());
+                }
+                None => link.published_ok = Some((g, topic.as_str().to_owned())),
+            }
         }
         bump(&self.stats.messages_in, 1);
         bump(&self.stats.bytes_in, p.payload.len() as u64);
