@@ -565,9 +565,9 @@ pub struct MqttArgs {
     pub inflight: u16,
 
     /// Most messages a publisher may be ahead of its slowest subscriber (by sequence number);
-    /// it waits when it is that far ahead, so a broker slower than the publisher is measured
-    /// at its sustainable rate instead of filling socket buffers for seconds. 0 = no limit
-    /// (open loop: latency then includes all the queueing).
+    /// it waits when it is that far ahead (until half of it is free), so a broker slower than
+    /// the publisher is measured at its sustainable rate instead of filling socket buffers for
+    /// seconds. 0 = no limit (open loop: latency then includes all the queueing).
     #[arg(
         long,
         value_name = "N",
