@@ -5,7 +5,8 @@
 //! Every test runs its own `rampart up` (control plane and data plane on two cores) on ports of
 //! its own, and uses the service accounts `init` made: `scenectrl` (readwrite `scenescape/#`)
 //! and `webuser` (read `scenescape/#`). Client ids are chosen by their home core (FNV-1a of the
-//! id, as the broker computes it) where a test wants both the same-core and the cross-core path.
+//! id, finalised, as the broker computes it) where a test wants both the same-core and the
+//! cross-core path.
 //!
 //! Every wait is bounded; every child process is killed when its handle drops.
 

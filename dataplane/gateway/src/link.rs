@@ -866,6 +866,29 @@ mod tests {
 
     const KEY: [u8; 32] = [5; 32];
 
+    #[test]
+    fn a_repeated_generation_is_a_new_installation() {
+        // A restored store sends generation 1 again, with other accounts: what the data plane
+        // remembers per installation (`Installed::serial`) must not carry over.
+        let handle = PolicyHandle::new();
+        assert!(matches!(
+            apply(&snapshot(1, &["alice"]), &handle),
+            Ack::Applied { generation: 1 }
+        ));
+        let first = handle.current().unwrap();
+        assert!(matches!(
+            apply(&snapshot(1, &["bob"]), &handle),
+            Ack::Applied { generation: 1 }
+        ));
+        let second = handle.current().unwrap();
+        assert_eq!(first.generation(), second.generation());
+        assert_ne!(first.serial(), second.serial());
+        assert!(matches!(
+            second.authenticate("alice", b"alice"),
+            AuthDecision::Denied(_)
+        ));
+    }
+
     fn snapshot(generation: u64, users: &[&str]) -> Vec<u8> {
         let accounts = users
             .iter()

@@ -22,6 +22,10 @@ const WRITE_BATCH: u64 = 64;
 /// Bytes per write at most, whatever the batch (large payloads).
 const WRITE_BYTES: usize = 1 << 20;
 
+/// How long a publisher held back by `--max-ahead` waits for half its window before it goes
+/// on with whatever room there is.
+const HOLD_LIMIT_NS: u64 = 2_000_000;
+
 /// With a rate, how long after the window's end a publisher held back by the broker may go on
 /// writing the messages that were due inside it.
 const TAIL_LIMIT_NS: u64 = 10_000_000_000;
@@ -168,6 +172,8 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
     let mut ack_timeout: Option<Duration> = None;
     let mut slowest: u64 = 0;
     let mut backoff = Backoff::default();
+    // Since when `--max-ahead` has held this publisher back, in `now_ns` time.
+    let mut held_since: Option<u64> = None;
     'run: loop {
         let now = now_ns();
         // With a rate the run ends on the schedule, not the clock: messages due inside the
@@ -199,7 +205,13 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
             if seq + n > limit {
                 slowest = ctx.shared.slowest(usize::from(index), ctx.publishers);
                 let room = slowest.saturating_add(ctx.max_ahead).saturating_sub(seq);
-                if room < resume_room(ctx.max_ahead, n) {
+                let now = now_ns();
+                let held = *held_since.get_or_insert(now);
+                // Some room, long enough held back: go on with what there is. Progress is the
+                // highest sequence seen, so messages the broker dropped at the end of a burst
+                // are never made up for, and waiting for half the window could last forever.
+                let resume = room > 0 && now.saturating_sub(held) >= HOLD_LIMIT_NS;
+                if room < resume_room(ctx.max_ahead, n) && !resume {
                     if acked && inflight.count > 0 {
                         // Acknowledgements may be what the subscribers wait for (a QoS 2
                         // message goes out after our PUBREL): read them meanwhile.
@@ -223,6 +235,7 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
                     continue;
                 }
                 backoff.reset();
+                held_since = None;
                 n = n.min(room);
             }
         }

@@ -29,7 +29,8 @@ USER = os.environ["MQTT_USER"]
 PASS = os.environ["MQTT_PASS"]
 PREFIX = os.environ["MQTT_PREFIX"]
 ID = os.environ["MQTT_ID"]
-# The harness runs the data plane on two cores; a client id's home core is FNV-1a % cores.
+# The harness runs the data plane on two cores; a client id's home core is as broker.rs's
+# home_core computes it (FNV-1a, finalised, scaled to the cores).
 CORES = int(os.environ.get("MQTT_CORES", "2"))
 
 TIMEOUT = 5.0

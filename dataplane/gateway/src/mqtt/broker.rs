@@ -296,10 +296,12 @@ struct Link {
     alias_max_out: u16,
     /// The aliases we set on this connection.
     aliases_out: HashMap<TopicName, u16>,
-    /// The last topic the policy let this connection publish to, and the policy's generation
-    /// then: a camera publishes to the same topic again and again, and a policy generation
-    /// never changes, so the same topic under the same generation is allowed without asking
-    /// again. Its buffer is reused when the topic changes.
+    /// The last topic the policy let this connection publish to, and the serial of that
+    /// policy's installation ([`crate::policy::Installed::serial`]): a camera publishes to the
+    /// same topic again and again, and an installed policy never changes, so the same topic
+    /// under the same installation is allowed without asking again. Not the generation: a
+    /// restored store can send a generation again with other rules. Its buffer is reused when
+    /// the topic changes.
     published_ok: Option<(u64, String)>,
 }
 
@@ -468,8 +470,9 @@ pub(crate) struct Broker {
     dirty: bool,
     started: Instant,
     next_persist: Instant,
-    /// The policy generation the subscriptions were last checked against.
-    checked_generation: u64,
+    /// The policy installation (serial, not generation: a restored store can repeat a
+    /// generation with other rules) the subscriptions were last checked against; 0: none.
+    checked_serial: u64,
     /// Live connections per account on this core.
     per_account: HashMap<String, u32>,
     /// Drops already reported in the log, and when.
@@ -511,7 +514,7 @@ impl Broker {
             dirty: false,
             started: Instant::now(),
             next_persist: Instant::now(),
-            checked_generation: 0,
+            checked_serial: 0,
             per_account: HashMap::new(),
             drops_logged: 0,
             drops_logged_at: Instant::now(),
@@ -1017,8 +1020,8 @@ impl Broker {
         let policy = self.policy.current();
         let s = &self.sessions[&key];
         let username = s.link.as_ref().map_or("", |l| l.username.as_str());
-        let generation = policy.as_ref().map(|p| p.generation());
-        let cached = generation.is_some_and(|g| {
+        let serial = policy.as_ref().map(|p| p.serial());
+        let cached = serial.is_some_and(|g| {
             s.link
                 .as_ref()
                 .and_then(|l| l.published_ok.as_ref())
@@ -1069,7 +1072,7 @@ impl Broker {
             return Ok(());
         }
         if remember
-            && let Some(g) = generation
+            && let Some(g) = serial
             && let Some(link) = self.session(key).link.as_mut()
         {
             match &mut link.published_ok {
@@ -1816,10 +1819,10 @@ impl Broker {
         let Some(policy) = self.policy.current() else {
             return;
         };
-        if policy.generation() == self.checked_generation {
+        if policy.serial() == self.checked_serial {
             return;
         }
-        self.checked_generation = policy.generation();
+        self.checked_serial = policy.serial();
         let keys: Vec<u64> = self.sessions.keys().copied().collect();
         for key in keys {
             let s = &self.sessions[&key];
@@ -1954,7 +1957,7 @@ impl Broker {
             self.index(key, &filter, &own);
         }
         // The next tick re-checks every subscription against the policy.
-        self.checked_generation = 0;
+        self.checked_serial = 0;
     }
 
     fn message_of(&mut self, m: StoredMessage, key: u64, now: Instant) -> Option<Arc<Message>> {
