@@ -195,6 +195,19 @@ impl Broker {
         ]);
     }
 
+    /// Deletes the ACL rule on `topic` with `access` (`acl list --json`, then `acl delete`).
+    fn acl_delete(&self, topic: &str, access: &str) {
+        let acls: Value = serde_json::from_str(&self.cli(&["acl", "list", "--json"])).unwrap();
+        let rule = acls
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["topic"] == topic && a["access"] == access)
+            .unwrap_or_else(|| panic!("{acls}"))["id"]
+            .to_string();
+        self.cli(&["acl", "delete", rule.trim_matches('"')]);
+    }
+
     /// Waits until the data plane has applied the control plane's current generation.
     fn wait_applied(&self) {
         common::wait_applied(&self.install);
@@ -2050,15 +2063,7 @@ fn policy_changes_reach_live_connections() {
         b.log_tail()
     });
     // Taking the read rule away drops the live subscription.
-    let acls: Value = serde_json::from_str(&b.cli(&["acl", "list", "--json"])).unwrap();
-    let rule = acls
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["topic"] == "feeds/#" && a["access"] == "read")
-        .unwrap_or_else(|| panic!("{acls}"))["id"]
-        .to_string();
-    b.cli(&["acl", "delete", rule.trim_matches('"')]);
+    b.acl_delete("feeds/#", "read");
     b.wait_applied();
     // The data plane re-checks subscriptions on its next tick.
     std::thread::sleep(Duration::from_millis(600));
@@ -2084,7 +2089,7 @@ fn policy_changes_reach_live_connections() {
 
 #[test]
 fn a_live_publisher_loses_a_topic_when_its_rule_goes() {
-    // The broker remembers the last topic a connection may publish to, per policy generation:
+    // The broker remembers the last topic a connection may publish to, per policy installation:
     // a rule taken away must still refuse the next PUBLISH to that very topic.
     let b = Broker::start("pubrevoke");
     let writer = b.add_service("writer8");
@@ -2106,15 +2111,7 @@ fn a_live_publisher_loses_a_topic_when_its_rule_goes() {
     };
     assert_eq!(puback(1), 0x00);
     assert_eq!(puback(2), 0x00, "the same topic again");
-    let acls: Value = serde_json::from_str(&b.cli(&["acl", "list", "--json"])).unwrap();
-    let rule = acls
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["topic"] == "cams/#")
-        .unwrap_or_else(|| panic!("{acls}"))["id"]
-        .to_string();
-    b.cli(&["acl", "delete", rule.trim_matches('"')]);
+    b.acl_delete("cams/#", "write");
     b.wait_applied();
     assert_eq!(puback(3), 0x87, "NOT_AUTHORIZED once the rule is gone");
 }

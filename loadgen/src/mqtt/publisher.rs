@@ -347,10 +347,10 @@ pub(crate) fn due(rate: u64, elapsed_ns: u64) -> u64 {
 }
 
 /// How much room under `--max-ahead` a held-back publisher waits for before it writes again:
-/// half the window, or the `wanted` messages if fewer. Resuming at the first free slot wrote
-/// one or two messages per system call and per TLS record, at the cost of a context switch
-/// each (3,600 a second per publisher in the fan-in benchmark), on the client and the broker
-/// alike.
+/// half the window, or the `wanted` messages if fewer. Resuming at the first free slot cost a
+/// context switch per few messages: in the fan-in benchmark (`--max-ahead 50`) each publisher
+/// switched 3,600 times a second at about 37,000 messages a second, ten messages per system
+/// call and TLS record, on the client and the broker alike.
 fn resume_room(max_ahead: u64, wanted: u64) -> u64 {
     (max_ahead / 2).clamp(1, wanted.max(1))
 }
@@ -519,15 +519,19 @@ mod tests {
         assert_eq!(phase_ns(0, 3, 4), 0);
         assert!(phase_ns(1, 1023, 1024) < 1_000_000_000);
         let mut b = Backoff::default();
-        // A held-back publisher waits for half its window, or for what it wants if less.
-        assert_eq!(resume_room(50, 64), 25);
-        assert_eq!(resume_room(50, 3), 3);
-        assert_eq!(resume_room(1, 64), 1);
-        assert_eq!(resume_room(1000, 0), 1);
         let waits: Vec<u128> = (0..7).map(|_| b.next().as_micros()).collect();
         assert_eq!(waits, [50, 100, 200, 400, 800, 1_000, 1_000]);
         b.reset();
         assert_eq!(b.next().as_micros(), 50);
+    }
+
+    #[test]
+    fn a_held_back_publisher_waits_for_half_its_window() {
+        // Or for what it wants, if less; never for nothing.
+        assert_eq!(resume_room(50, 64), 25);
+        assert_eq!(resume_room(50, 3), 3);
+        assert_eq!(resume_room(1, 64), 1);
+        assert_eq!(resume_room(1000, 0), 1);
     }
 
     #[test]

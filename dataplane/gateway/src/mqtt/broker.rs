@@ -306,6 +306,25 @@ struct Link {
 }
 
 impl Link {
+    /// Whether the policy installed as `serial` let this connection publish to `topic` last.
+    fn published_before(&self, serial: u64, topic: &str) -> bool {
+        self.published_ok
+            .as_ref()
+            .is_some_and(|(s, t)| *s == serial && t == topic)
+    }
+
+    /// Remembers that the policy installed as `serial` lets this connection publish to `topic`.
+    fn remember_published(&mut self, serial: u64, topic: &str) {
+        match &mut self.published_ok {
+            Some((s, t)) => {
+                *s = serial;
+                t.clear();
+                t.push_str(topic);
+            }
+            None => self.published_ok = Some((serial, topic.to_owned())),
+        }
+    }
+
     /// The alias to send `topic` with: `(alias, true)` the first time (topic and alias, which
     /// sets it), `(alias, false)` after (alias only). None once every alias is taken: the
     /// first topics keep theirs for the connection's life.
@@ -1024,8 +1043,7 @@ impl Broker {
         let cached = serial.is_some_and(|g| {
             s.link
                 .as_ref()
-                .and_then(|l| l.published_ok.as_ref())
-                .is_some_and(|(cg, t)| *cg == g && t == topic.as_str())
+                .is_some_and(|l| l.published_before(g, topic.as_str()))
         });
         let allowed = if external {
             ext.first().copied().unwrap_or(false)
@@ -1075,14 +1093,7 @@ impl Broker {
             && let Some(g) = serial
             && let Some(link) = self.session(key).link.as_mut()
         {
-            match &mut link.published_ok {
-                Some((cg, t)) => {
-                    *cg = g;
-                    t.clear();
-                    t.push_str(topic.as_str());
-                }
-                None => link.published_ok = Some((g, topic.as_str().to_owned())),
-            }
+            link.remember_published(g, topic.as_str());
         }
         bump(&self.stats.messages_in, 1);
         bump(&self.stats.bytes_in, p.payload.len() as u64);
