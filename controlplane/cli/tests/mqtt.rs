@@ -1433,6 +1433,51 @@ fn sessions_and_retained_messages_survive_a_restart() {
     assert_eq!(payloads(&done.stdout), vec!["kept"], "{done:?}");
 }
 
+#[test]
+fn sessions_move_with_a_new_core_count() {
+    // Written by one core and restored by two (half the sessions change core), then by one
+    // again (the second core's file is read by the first). Every core's share is read before
+    // any core starts, so a core's first write cannot lose sessions another core has still to
+    // read from that file.
+    let mut b = Broker::with_dataplane("cores", "cores = 1", "", "");
+    let acc = b.scenectrl();
+    let ids: Vec<String> = (0..4)
+        .map(|i| id_on(&b.id(&format!("s{i}")), i % 2))
+        .collect();
+    let topic = b.topic("queued");
+    let sub = |b: &Broker, id: &str, extra: &[&str]| {
+        let mut args = vec!["-d", "-F", FORMAT, "-c", "-i", id, "-q", "1", "-t", &topic];
+        args.extend_from_slice(extra);
+        let cmd = b.mosquitto("mosquitto_sub", "mqttv311", Some(&acc), &args);
+        Proc::spawn(cmd, "mosquitto_sub").finish(Duration::from_secs(10))
+    };
+    for id in &ids {
+        let done = sub(&b, id, &["-E"]);
+        assert!(done.stdout.contains("SUBACK"), "{id}: {done:?}");
+    }
+    for (round, cores) in [(1, 2), (2, 1)] {
+        let msg = format!("m{round}");
+        b.publish_ok("mqttv5", &acc, &["-q", "1", "-t", &topic, "-m", &msg]);
+        let config = std::fs::read_to_string(b.install.config()).unwrap();
+        let config = config.replace(
+            &format!("cores = {}", 3 - cores),
+            &format!("cores = {cores}"),
+        );
+        std::fs::write(b.install.config(), config).unwrap();
+        b.restart();
+        for id in &ids {
+            // The queued message is what the resumed session delivers first.
+            let done = sub(&b, id, &["-C", "1"]);
+            assert_eq!(
+                payloads(&done.stdout),
+                vec![msg.as_str()],
+                "{id} after a restart with {cores} cores: {done:?}\n{}",
+                b.log_tail()
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Malformed input on raw TCP
 

@@ -83,6 +83,12 @@ pub enum Error {
 /// re-checks): a revoked account is disconnected within this plus the link's latency.
 const TICK: Duration = Duration::from_millis(250);
 
+/// A core's share of the persisted broker state: retained messages and its sessions.
+type Restore = (
+    Vec<mqtt::persist::StoredMessage>,
+    Vec<mqtt::persist::StoredSession>,
+);
+
 /// Messages to a core.
 #[derive(Debug)]
 enum CoreMsg {
@@ -90,6 +96,7 @@ enum CoreMsg {
     Start(
         Vec<(usize, std::net::TcpListener)>,
         Option<rampart_rt::channel::Receiver<BrokerMsg>>,
+        Option<Restore>,
     ),
     /// Stop accepting, close connections, return within the drain timeout.
     Drain,
@@ -252,6 +259,12 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         }
         _ => None,
     };
+    // Every core's share of the persisted state, read before any core starts (and so before
+    // any rewrites its file).
+    let mut restored = match (&config.broker.persist_dir, &persist) {
+        (Some(dir), Some(_)) => Some(mqtt::persist::Restored::load(dir, n)),
+        _ => None,
+    };
     let ext_auth = match (&config.broker.external_auth, has_mqtt) {
         (Some(cfg), true) => {
             Some(mqtt::extauth::ExtAuth::start(cfg.clone()).map_err(Error::ExternalAuth)?)
@@ -331,7 +344,8 @@ fn start(config: DataplaneConfig) -> Result<Running, Error> {
         } else {
             None
         };
-        if tx.try_send(CoreMsg::Start(socks, rx)).is_err() {
+        let state = restored.as_mut().map(|r| r.take(core));
+        if tx.try_send(CoreMsg::Start(socks, rx, state)).is_err() {
             error!(message = "Core did not take its sockets.", core);
         }
     }
@@ -463,13 +477,13 @@ async fn core_main(ctx: CoreCtx<CoreMsg>, shared: Arc<Shared>) {
         ..
     } = ctx;
     info!(message = "Core started.", core = id, driver = driver.as_str(), cpu = ?cpu);
-    let (sockets, broker_rx) = match mailbox.recv().await {
-        Some(CoreMsg::Start(s, rx)) => (s, rx),
+    let (sockets, broker_rx, state) = match mailbox.recv().await {
+        Some(CoreMsg::Start(s, rx, state)) => (s, rx, state),
         _ => return,
     };
     let drain = Drain::new();
     let log = Rc::new(LogLimiter::new(20, Duration::from_secs(1)));
-    let mqtt = broker_rx.map(|rx| start_broker(id, &shared, rx, &drain));
+    let mqtt = broker_rx.map(|rx| start_broker(id, &shared, rx, state, &drain));
     let front = shared.front.as_ref().map(|f| {
         Rc::new(crate::front::FrontCore {
             shared: f.clone(),
@@ -585,6 +599,7 @@ fn start_broker(
     id: usize,
     shared: &Arc<Shared>,
     mut rx: rampart_rt::channel::Receiver<BrokerMsg>,
+    state: Option<Restore>,
     drain: &Drain,
 ) -> Rc<MqttCore> {
     let cfg = Rc::new(shared.broker.clone());
@@ -611,10 +626,12 @@ fn start_broker(
         ext_cache: RefCell::default(),
     });
     mqtt::audit::set_link(shared.link.clone());
-    if let (Some(writer), Some(dir)) = (&shared.persist, &shared.broker.persist_dir) {
+    if let (Some(writer), Some(dir), Some(state)) =
+        (&shared.persist, &shared.broker.persist_dir, state)
+    {
         core.broker
             .borrow_mut()
-            .restore(writer.clone(), dir.clone(), Instant::now());
+            .restore(writer.clone(), dir.clone(), state, Instant::now());
     }
     let inbox = core.clone();
     compio::runtime::spawn(async move {

@@ -71,8 +71,9 @@ pub(crate) struct Member {
 /// FNV-1a alone spreads badly: its low bits depend only on the input's low bits (`h % 2` was
 /// the parity of the id's odd bytes, so `cam-a`, `cam-c`, `cam-e` all had one home), and its
 /// last byte barely reaches the high bits. A finaliser mixes it, and the core comes from the
-/// high bits (`h * cores / 2^64`). A restart with another hash or core count
-/// finds every session: each core loads the sessions whose home it is from every core's file.
+/// high bits (`h * cores / 2^64`). A restart with another hash or core count finds every
+/// session: every core's file is read before the cores start, and each session is handed to its
+/// home (`persist::Restored`).
 pub(crate) fn home_core(client_id: &str, cores: usize) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in client_id.bytes() {
@@ -1884,28 +1885,24 @@ impl Broker {
 
     // === persistence ===
 
-    /// Restores what `dir` holds for this core (sessions homed here, retained messages) and
-    /// persists to it from now on.
-    pub(crate) fn restore(&mut self, writer: Arc<persist::Writer>, dir: PathBuf, now: Instant) {
-        let cores = self.peers.len().max(1);
-        if let Some(msgs) = persist::load(&persist::retained_file(&dir), persist::decode_retained) {
-            for m in msgs {
-                if let Some(msg) = self.message_of(m, 0, now)
-                    && !msg.expired(now)
-                {
-                    self.retained.insert(msg.topic.clone(), msg);
-                }
+    /// Restores this core's share of what the persistence directory held (read for every core
+    /// before any started: `persist::Restored`) and persists to `dir` from now on.
+    pub(crate) fn restore(
+        &mut self,
+        writer: Arc<persist::Writer>,
+        dir: PathBuf,
+        (retained, sessions): (Vec<StoredMessage>, Vec<StoredSession>),
+        now: Instant,
+    ) {
+        for m in retained {
+            if let Some(msg) = self.message_of(m, 0, now)
+                && !msg.expired(now)
+            {
+                self.retained.insert(msg.topic.clone(), msg);
             }
         }
-        for (_, path) in persist::core_files(&dir) {
-            let Some(sessions) = persist::load(&path, persist::decode_sessions) else {
-                continue;
-            };
-            for st in sessions {
-                if home_core(&st.client_id, cores) == self.core {
-                    self.restore_session(st, now);
-                }
-            }
+        for st in sessions {
+            self.restore_session(st, now);
         }
         self.persist = Some((writer, dir));
         self.dirty = true;
@@ -2059,8 +2056,9 @@ impl Broker {
                 persist::retained_file(&dir),
                 persist::encode_retained(&retained),
             ));
-            // Files of cores that no longer exist were read at start; their sessions now live
-            // in the files of their new homes. Wait until every core has surely read them.
+            // Files of cores that no longer exist were read at start (`persist::Restored`);
+            // their sessions now live in the files of their new homes. Wait until every core
+            // has surely written its own once, so a crash now loses none of them.
             if now.duration_since(self.started) > Duration::from_secs(30) {
                 for (i, path) in persist::core_files(&dir) {
                     if i >= self.peers.len().max(1) {

@@ -365,6 +365,46 @@ pub(crate) fn core_files(dir: &Path) -> Vec<(usize, PathBuf)> {
         .collect()
 }
 
+/// What the cores of a data plane restore, read before any of them starts.
+///
+/// Every core's file is read here, once, and its sessions go to their home under the present
+/// core count: a core rewrites its own file at its first tick, and a core still to start must
+/// not find a file that has already lost the sessions that moved to it (a new core count, or a
+/// new `home_core`).
+#[derive(Debug, Default)]
+pub(crate) struct Restored {
+    /// Retained messages, restored on every core.
+    pub(crate) retained: Vec<StoredMessage>,
+    /// Sessions by home core: `sessions[i]` for core `i`.
+    pub(crate) sessions: Vec<Vec<StoredSession>>,
+}
+
+impl Restored {
+    /// Reads `dir` for `cores` cores (damaged files are logged and skipped, see `load`).
+    pub(crate) fn load(dir: &Path, cores: usize) -> Self {
+        let cores = cores.max(1);
+        let mut sessions: Vec<Vec<StoredSession>> = (0..cores).map(|_| Vec::new()).collect();
+        let mut files = core_files(dir);
+        // In core order, so the first file wins when two hold the same client id.
+        files.sort();
+        for (_, path) in files {
+            for st in load(&path, decode_sessions).unwrap_or_default() {
+                sessions[super::broker::home_core(&st.client_id, cores)].push(st);
+            }
+        }
+        Self {
+            retained: load(&retained_file(dir), decode_retained).unwrap_or_default(),
+            sessions,
+        }
+    }
+
+    /// Core `core`'s share: the retained messages and the sessions homed there.
+    pub(crate) fn take(&mut self, core: usize) -> (Vec<StoredMessage>, Vec<StoredSession>) {
+        let sessions = self.sessions.get_mut(core).map(std::mem::take);
+        (self.retained.clone(), sessions.unwrap_or_default())
+    }
+}
+
 /// Reads a file, logging (not failing) on a bad one: a broker with a damaged state file still
 /// starts, without that state, and says so.
 pub(crate) fn load<T>(path: &Path, parse: fn(Vec<u8>) -> Result<T, ReadError>) -> Option<T> {
@@ -548,6 +588,54 @@ mod tests {
             (b.releasing.clone(), b.incoming.clone()),
             (vec![4], vec![5, 6])
         );
+    }
+
+    fn session(id: &str) -> StoredSession {
+        StoredSession {
+            client_id: id.into(),
+            username: "u".into(),
+            expiry: 60,
+            expires_unix_ms: 0,
+            subs: Vec::new(),
+            pending: Vec::new(),
+            releasing: Vec::new(),
+            incoming: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_session_is_handed_to_its_home_under_the_new_core_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<String> = (0..40).map(|i| format!("cam-{i}")).collect();
+        // Written by three cores, the last of which is gone, read for two.
+        for (core, chunk) in ids.chunks(15).enumerate() {
+            let sessions: Vec<_> = chunk.iter().map(|id| session(id)).collect();
+            write_atomic(&core_file(dir.path(), core), &encode_sessions(&sessions)).unwrap();
+        }
+        write_atomic(
+            &retained_file(dir.path()),
+            &encode_retained(&[msg("r", b"kept")]),
+        )
+        .unwrap();
+        let mut r = Restored::load(dir.path(), 2);
+        // Reading is done: rewriting a file now (a core's first tick) loses nothing.
+        write_atomic(&core_file(dir.path(), 0), &encode_sessions(&[])).unwrap();
+        let mut seen = Vec::new();
+        for core in 0..2 {
+            let (retained, sessions) = r.take(core);
+            assert_eq!(retained.len(), 1);
+            assert!(!sessions.is_empty(), "core {core} got no session");
+            for s in sessions {
+                assert_eq!(super::super::broker::home_core(&s.client_id, 2), core);
+                seen.push(s.client_id);
+            }
+        }
+        seen.sort();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(seen, want);
+        // A core past the count takes nothing, and a share is taken once.
+        assert!(r.take(5).1.is_empty() && r.take(0).1.is_empty());
     }
 
     #[test]
