@@ -11,6 +11,13 @@
 #            latency is mostly queueing in socket buffers and broker queues, set RATE to
 #            compare latencies below saturation)
 #   QOS=1    QoS 1 instead of 0
+#   SUBS="1 10"   the fan-outs to run (default "1 10 100")
+#   TRANSPORTS=tcp   the transports to run (default "tcp tls")
+#   PREFIX=P the load generator's client id prefix (--client-id-prefix). Rampart homes each
+#            client on a core by its id, so a fixed prefix fixes the placement: with 2 cores,
+#            "same" puts P-p0 and P-s0 on core 0, "cross" the publisher on 1 and the subscriber
+#            on 0. Default: lg<pid>, a placement that changes run by run.
+#   PIN=false   Rampart's pin_cores (default true)
 # Prints a Markdown table on stdout, progress on stderr. Every step is bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +25,9 @@ secs=${1:-10}
 rounds=${2:-1}
 rate=${RATE:-0}
 qos=${QOS:-0}
+subs_list=${SUBS:-1 10 100}
+transports=${TRANSPORTS:-tcp tls}
+prefix=${PREFIX:-}
 cargo build --release --locked -q -p rampart-cli -p rampart-loadgen
 bin=${CARGO_TARGET_DIR:-target}/release
 command -v mosquitto >/dev/null || { echo "mosquitto is not installed" >&2; exit 1; }
@@ -37,6 +47,7 @@ level = "warn"
 max_connections_per_account = 4096
 [dataplane]
 cores = 2
+pin_cores = ${PIN:-true}
 [dataplane.broker]
 plain_listen = ["127.0.0.1:$r_plain"]
 [dataplane.https]
@@ -96,12 +107,12 @@ mq_pid=$!
 pids+=("$mq_pid")
 wait_port "$m_plain"; wait_port "$m_tls"
 
-echo "mosquitto $(mosquitto -h 2>/dev/null | head -n1 | awk '{print $3}'), rampart $("$bin/rampart" --version | awk '{print $2}'), $(nproc) CPUs, QoS $qos, rate ${rate} msg/s (0 = unlimited), ${secs} s per run" >&2
+echo "mosquitto $(mosquitto -h 2>/dev/null | head -n1 | awk '{print $3}'), rampart $("$bin/rampart" --version | awk '{print $2}'), $(nproc) CPUs, QoS $qos, rate ${rate} msg/s (0 = unlimited), ${secs} s per run, client ids ${prefix:-lg<pid>}-*" >&2
 echo "| broker | transport | subscribers | sent msg/s | delivered msg/s | lost % | p50 ms | p99 ms | p99.9 ms | max ms | errors | client CPU % | server peak RSS MiB |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for round in $(seq "$rounds"); do
-    for subs in 1 10 100; do
-        for transport in tcp tls; do
+    for subs in $subs_list; do
+        for transport in $transports; do
             for broker in rampart mosquitto; do
                 args=(mqtt-fanout --publishers 1 --subscribers "$subs" --qos "$qos" --payload 100
                       --rate "$rate" --duration "${secs}s" --warmup 1s
@@ -115,6 +126,7 @@ for round in $(seq "$rounds"); do
                     args+=(--sample-rss-pid "$mq_pid")
                 fi
                 args+=(--target "127.0.0.1:$port")
+                [ -n "$prefix" ] && args+=(--client-id-prefix "$prefix")
                 [ "$transport" = tls ] && args+=(--tls --ca "$secrets/ca/ca.pem")
                 echo "round $round: $broker $transport $subs subscribers" >&2
                 rm -f "$work/out.json"

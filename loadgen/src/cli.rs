@@ -607,6 +607,12 @@ pub struct MqttArgs {
     #[arg(long, value_name = "TOPIC")]
     pub topic_prefix: Option<String>,
 
+    /// Client identifiers are `<PREFIX>-p<i>`, `<PREFIX>-s<i>` and `<PREFIX>-probe` (default
+    /// `lg<pid>`; letters, digits, `-`, `_`, `.`, `:`, at most 64). A broker that places clients
+    /// by their identifier (Rampart's home core) places the same prefix the same way every run.
+    #[arg(long, value_name = "PREFIX")]
+    pub client_id_prefix: Option<String>,
+
     /// Publisher i's topic: `{i}` is replaced by i (default `<prefix>/pub/{i}`). Without `{i}`
     /// every publisher publishes to the same topic (fan-in).
     #[arg(long, value_name = "TEMPLATE")]
@@ -693,6 +699,17 @@ impl MqttArgs {
             return Err(format!(
                 "--topic `{template}` must make a valid topic name (no wildcards, no NUL, not \
                  starting with $), e.g. `cameras/{{i}}/data`"
+            ));
+        }
+        if let Some(p) = &self.client_id_prefix
+            && (p.is_empty()
+                || p.len() > 64
+                || !p
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+        {
+            return Err(format!(
+                "--client-id-prefix `{p}` must be 1 to 64 letters, digits, `-`, `_`, `.` or `:`"
             ));
         }
         if self.filters.len() > MAX_FILTERS {
@@ -1070,6 +1087,20 @@ mod tests {
         for bad in ["a/+/b", "#", "$SYS/x", "/", ""] {
             let a = with(&["--topic-prefix", bad]).unwrap();
             assert!(a.validate().is_err(), "{bad}");
+        }
+        let long = "x".repeat(65);
+        for bad in ["", "cam 1", "cam/1", "ça", "a\0b", long.as_str()] {
+            let a = with(&["--client-id-prefix", bad]).unwrap();
+            let err = a.validate().unwrap_err();
+            assert!(err.contains("--client-id-prefix"), "{bad}: {err}");
+        }
+        for good in ["cam-1", "site_2.gw:a", &long[1..]] {
+            assert!(
+                with(&["--client-id-prefix", good])
+                    .unwrap()
+                    .validate()
+                    .is_ok()
+            );
         }
         for bad in ["a/+/{i}", "cams/#", "$SYS/{i}", ""] {
             let a = with(&["--topic", bad]).unwrap();

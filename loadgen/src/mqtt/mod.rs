@@ -291,7 +291,10 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
             let _ = std::fs::remove_file(path);
         }
     };
-    let client_prefix = format!("lg{}", std::process::id());
+    let client_prefix = args
+        .client_id_prefix
+        .clone()
+        .unwrap_or_else(|| format!("lg{}", std::process::id()));
 
     // One connection first, so a wrong port, CA, name or password is one clear error.
     let mut scratch = vec![0u8; 64 * 1024];
