@@ -5,7 +5,8 @@
 //!   credentials; 5.0 with properties and a will). The read buffer is rebuilt outside the
 //!   measurement for every iteration, since `decode` consumes it.
 //! - `mqtt/encode`: the same packets into a reused buffer, plus `encode_head` (what the broker
-//!   writes per subscriber while sharing the payload).
+//!   writes per subscriber while sharing the payload), and a whole QoS 0 frame (the broker's
+//!   one per message and version) built through a `Publish` and with `encode_qos0_publish`.
 //! - `mqtt/topic_matches`: one topic against 100k filters (literals, `+`, `#`, `$share/`, a few
 //!   hundred of them matching), the cost of a linear scan that the broker's trie avoids.
 //! - `mqtt/trie`: the broker's index ([`rampart_mqtt_proto::trie::Trie`]) with the same 100k
@@ -24,7 +25,7 @@ use rampart_mqtt_proto::TopicFilter;
 use rampart_mqtt_proto::trie::Trie;
 use rampart_mqtt_proto::{
     Connect, DecodeCtx, Packet, Properties, Publish, QoS, TopicName, Version, Will, decode,
-    topic_matches,
+    encode_qos0_publish, topic_matches,
 };
 
 #[global_allocator]
@@ -154,6 +155,35 @@ fn codec(c: &mut Criterion) {
             b.iter(|| {
                 dst.clear();
                 black_box(&p).encode_head(version, &mut dst)
+            })
+        });
+    }
+    // A whole QoS 0 frame as the broker makes one per message and version: from a `Publish`
+    // built for it (its properties default, the topic copied), and straight from the parts.
+    let topic = TopicName::new(TOPIC).expect("valid topic");
+    let payload = Bytes::from(vec![0x5a; 100]);
+    for (name, version) in [("v311", Version::V311), ("v5", Version::V5)] {
+        group.bench_function(format!("qos0_frame_via_publish_{name}"), |b| {
+            b.iter(|| {
+                let p = Publish {
+                    dup: false,
+                    qos: QoS::AtMostOnce,
+                    retain: false,
+                    topic: black_box(&topic).as_str().to_string(),
+                    packet_id: None,
+                    properties: Properties::default(),
+                    payload: payload.clone(),
+                };
+                let mut b = BytesMut::with_capacity(p.head_encoded_len(version).unwrap_or(0) + 100);
+                let _ = p.encode_head(version, &mut b);
+                b.extend_from_slice(&p.payload);
+                b.freeze()
+            })
+        });
+        group.bench_function(format!("qos0_frame_direct_{name}"), |b| {
+            b.iter(|| {
+                encode_qos0_publish(version, false, black_box(&topic), &payload)
+                    .map(BytesMut::freeze)
             })
         });
     }

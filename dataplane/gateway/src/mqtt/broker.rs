@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use rampart_mqtt_proto::{
     Ack, Connack, Connect, Disconnect, Packet, Properties, Publish, QoS, RetainHandling, Suback,
-    Subscribe, SubscriptionOptions, TopicFilter, TopicName, Unsuback, Unsubscribe, Version, reason,
+    Subscribe, SubscriptionOptions, TopicFilter, TopicName, Unsuback, Unsubscribe, Version,
+    encode_qos0_publish, reason,
 };
 use rampart_policy::acl::AclAction;
 use rampart_rt::channel::Sender;
@@ -152,6 +153,12 @@ impl Message {
         if !per_sub && self.payload.len() <= 4096 {
             let slot = usize::from(v.is_v5()) * 2 + usize::from(d.retain);
             let whole = self.encoded[slot].get_or_init(|| {
+                if !v.is_v5() || self.props.is_none() {
+                    // No properties to send: straight from the topic and payload.
+                    return encode_qos0_publish(v, d.retain, &self.topic, &self.payload)
+                        .map(BytesMut::freeze)
+                        .unwrap_or_default();
+                }
                 let p = self.publish(d, now);
                 // A message that decoded encodes: the codec's limits are the same both ways.
                 // Head and payload go into one buffer of the exact size (the head's encoder
@@ -2238,8 +2245,25 @@ mod tests {
     #[test]
     fn a_whole_frame_is_the_encoded_publish() {
         let (mut b, ..) = core0_of_two();
-        for retain in [false, true] {
-            let msg = message(&mut b, "site/1/cam/7", retain);
+        // Without properties (straight from topic and payload), and with forwarded ones (v5
+        // sends them, v3 drops them).
+        let props = Properties {
+            content_type: Some("application/json".into()),
+            user_properties: vec![("site".into(), "1".into())],
+            ..Properties::default()
+        };
+        for (retain, props) in [(false, None), (true, None), (false, Some(props))] {
+            let topic = TopicName::new("site/1/cam/7").expect("valid topic");
+            let msg = b.new_message(
+                topic,
+                Bytes::from_static(b"{\"x\":1}"),
+                QoS::AtMostOnce,
+                retain,
+                props.map(Box::new),
+                None,
+                0,
+                Instant::now(),
+            );
             for v in [Version::V311, Version::V5] {
                 let d = Delivery {
                     qos: QoS::AtMostOnce,
@@ -2257,6 +2281,8 @@ mod tests {
                     .encode(v, &mut want)
                     .expect("encodes");
                 assert_eq!(got, want.freeze(), "{v:?} retain {retain}");
+                let typed = got.windows(16).any(|w| w == b"application/json");
+                assert_eq!(typed, v.is_v5() && msg.props.is_some(), "{v:?}");
             }
         }
     }

@@ -15,7 +15,7 @@ use crate::packet::{
     Unsubscribe,
 };
 use crate::properties::{PropCtx, Properties};
-use crate::{MAX_REMAINING_LENGTH, QoS, Version, reason, v3_connack_code};
+use crate::{MAX_REMAINING_LENGTH, QoS, TopicName, Version, reason, v3_connack_code};
 
 fn add(a: usize, b: usize) -> Result<usize, EncodeError> {
     a.checked_add(b).ok_or(EncodeError::TooLarge)
@@ -302,6 +302,33 @@ impl Publish {
         let remaining = self.body_len(v5)?;
         Ok(1 + varint_len(remaining)? + self.head_len(v5)?)
     }
+}
+
+/// A whole QoS 0 PUBLISH without properties (in 5.0, an empty property list) in one buffer of
+/// exactly its size: the packet a broker sends most subscribers, built without a [`Publish`]
+/// (a few hundred bytes to fill and drop, and the topic copied into a `String`). The bytes are
+/// those of encoding the equal `Publish` with [`Packet::encode`].
+pub fn encode_qos0_publish(
+    version: Version,
+    retain: bool,
+    topic: &TopicName,
+    payload: &[u8],
+) -> Result<BytesMut, EncodeError> {
+    let head = add(
+        field_len(topic.as_str().len())?,
+        usize::from(version.is_v5()),
+    )?;
+    let remaining = check_remaining(add(head, payload.len())?)?;
+    let mut dst = BytesMut::with_capacity(1 + varint_len(remaining)? + remaining);
+    dst.put_u8(crate::packet::PUBLISH << 4 | u8::from(retain));
+    put_varint(&mut dst, remaining)?;
+    put_field(&mut dst, topic.as_str().as_bytes())?;
+    if version.is_v5() {
+        // The property length: none.
+        dst.put_u8(0);
+    }
+    dst.put_slice(payload);
+    Ok(dst)
 }
 
 // === impl Ack ===

@@ -54,6 +54,7 @@ pub mod trie;
 pub mod v3_connack;
 
 pub use decode::{DecodeCtx, decode, peek_header};
+pub use encode::encode_qos0_publish;
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
     Ack, Auth, Connack, Connect, Disconnect, Packet, Publish, RetainHandling, Suback, Subscribe,

@@ -393,3 +393,44 @@ fn encode_head_then_payload() {
         assert_eq!(head, whole);
     }
 }
+
+#[test]
+fn a_qos0_frame_without_a_publish_is_the_publish_encoded() {
+    let long = "t".repeat(usize::from(u16::MAX));
+    // Payload sizes on both sides of each remaining-length byte boundary.
+    for (topic, len) in [
+        ("a/b", 0),
+        ("a/b", 120),
+        ("a/b", 122),
+        ("scenescape/data/camera/1", 16_000),
+        ("x", 16_380),
+        ("x", 2_097_200),
+        (long.as_str(), 10),
+    ] {
+        let name = TopicName::new(topic).unwrap();
+        let payload = Bytes::from(vec![0x5a; len]);
+        for v in [Version::V311, Version::V5] {
+            for retain in [false, true] {
+                let p = Publish {
+                    dup: false,
+                    qos: QoS::AtMostOnce,
+                    retain,
+                    topic: topic.into(),
+                    packet_id: None,
+                    properties: Properties::default(),
+                    payload: payload.clone(),
+                };
+                let frame = crate::encode_qos0_publish(v, retain, &name, &payload).unwrap();
+                assert_eq!(frame, enc(&Packet::Publish(p), v), "{v:?} {len}");
+                assert_eq!(frame.capacity(), frame.len(), "exact size");
+            }
+        }
+    }
+    // Over the largest remaining length: an error, as for the `Publish`.
+    let big = vec![0u8; crate::MAX_REMAINING_LENGTH];
+    let name = TopicName::new("a").unwrap();
+    assert_eq!(
+        crate::encode_qos0_publish(Version::V311, false, &name, &big).unwrap_err(),
+        crate::EncodeError::TooLarge
+    );
+}
