@@ -101,6 +101,12 @@ impl Broker {
 
     /// Runs `rampart-loadgen <mode>` with 10 subscribers under `scenescape/loadgen`.
     fn loadgen(&self, mode: &str, tls: bool, extra: &[&str]) -> (Output, PathBuf) {
+        let (mut cmd, json) = self.loadgen_cmd(mode, tls, extra);
+        (cmd.output().unwrap(), json)
+    }
+
+    /// The command [`Self::loadgen`] runs, and its JSON report's path.
+    fn loadgen_cmd(&self, mode: &str, tls: bool, extra: &[&str]) -> (Command, PathBuf) {
         let json = self
             .install
             .dir
@@ -119,7 +125,7 @@ impl Broker {
         if tls {
             cmd.arg("--tls").arg("--ca").arg(self.install.ca());
         }
-        (cmd.output().unwrap(), json)
+        (cmd, json)
     }
 
     /// Like [`Self::fanout`], which must succeed; returns the JSON report.
@@ -222,6 +228,77 @@ fn fanout_plain_and_tls() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("refused CONNECT"), "{err}");
     assert!(!json.exists());
+}
+
+#[test]
+fn a_subscriber_that_receives_nothing_does_not_hold_the_publisher_back_forever() {
+    let b = Broker::start();
+    // `subscribe` without `read`: the SUBSCRIBE is granted and every delivery filtered, so
+    // with --max-ahead the publisher finds its subscribers never catching up.
+    let out = b.install.run(&["user", "add", "mute", "--service"]);
+    let listed = text(&out);
+    assert!(out.status.success(), "{listed}");
+    let password = listed
+        .lines()
+        .find_map(|l| l.strip_prefix("password (shown once): "))
+        .unwrap_or_else(|| panic!("no password in {listed}"))
+        .trim()
+        .to_owned();
+    for access in ["subscribe", "write"] {
+        let out = b.install.run(&[
+            "acl",
+            "add",
+            "--user",
+            "mute",
+            "--topic",
+            "scenescape/loadgen/#",
+            "--access",
+            access,
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    common::wait_applied(&b.install);
+    let password_file = b.install.dir.path().join("mute.password");
+    std::fs::write(&password_file, password).unwrap();
+    let (mut cmd, json) = b.loadgen_cmd(
+        "mqtt",
+        false,
+        &[
+            "--username",
+            "mute",
+            "--password-file",
+            password_file.to_str().unwrap(),
+            "--count",
+            "300",
+            "--max-ahead",
+            "50",
+        ],
+    );
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Without the watchdog it would wait for the hour --count allows.
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the publisher was still held back after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let said = text(&out);
+    // Nothing was delivered: an error exit, with the report written and the reason given.
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("no message was delivered"), "{said}");
+    assert!(said.contains("1 publishers gave up waiting"), "{said}");
+    let r: Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    assert_eq!(r["publishers_released"], 1, "{r}");
+    assert_eq!(r["sent"], 300, "{r}");
+    assert_eq!(r["delivered"], 0, "{r}");
+    assert_eq!(r["lost"], 3000, "{r}");
 }
 
 #[test]

@@ -568,6 +568,7 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
         inflight: totals.inflight,
         max_ahead: args.max_ahead,
         publisher_max_lag_us: (args.rate > 0).then_some(totals.max_lag_ns / 1_000),
+        publishers_released: totals.released,
         topic_prefix: topics.prefix.clone(),
         topic: topics.template.clone(),
         filters: ctx.filters.iter().map(|f| f.as_str().to_owned()).collect(),

@@ -26,6 +26,12 @@ const WRITE_BYTES: usize = 1 << 20;
 /// on with whatever room there is.
 const HOLD_LIMIT_NS: u64 = 2_000_000;
 
+/// How long a publisher held back by `--max-ahead` without any progress of its slowest
+/// subscriber waits before it gives that subscriber up and publishes without the limit (a
+/// subscription the broker granted but delivers nothing to, such as one without `read`
+/// access, would otherwise hold it until the end of the run).
+const STALL_LIMIT_NS: u64 = 1_000_000_000;
+
 /// With a rate, how long after the window's end a publisher held back by the broker may go on
 /// writing the messages that were due inside it.
 const TAIL_LIMIT_NS: u64 = 10_000_000_000;
@@ -48,6 +54,9 @@ pub(crate) struct PubResult {
     /// With --rate: how far behind its schedule the publisher fell at worst, ns (a client
     /// too slow for the load shows here, and its lateness is in the latency).
     pub(crate) max_lag_ns: u64,
+    /// Went on without `--max-ahead` after its slowest subscriber made no progress for
+    /// [`STALL_LIMIT_NS`].
+    pub(crate) released: bool,
     pub(crate) errors: BTreeMap<&'static str, ErrorTally>,
 }
 
@@ -200,18 +209,24 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
         if acked {
             n = n.min(u64::from(cap - inflight.count));
         }
-        if ctx.max_ahead > 0 && n > 0 {
+        if ctx.max_ahead > 0 && n > 0 && !result.released {
             let limit = slowest.saturating_add(ctx.max_ahead);
             if seq + n > limit {
                 slowest = ctx.shared.slowest(usize::from(index), ctx.publishers);
-                let room = slowest.saturating_add(ctx.max_ahead).saturating_sub(seq);
+                let mut room = slowest.saturating_add(ctx.max_ahead).saturating_sub(seq);
                 let now = now_ns();
                 let held = *held_since.get_or_insert(now);
                 // Some room, long enough held back: go on with what there is. Progress is the
                 // highest sequence seen, so messages the broker dropped at the end of a burst
                 // are never made up for, and waiting for half the window could last forever.
                 let resume = room > 0 && now.saturating_sub(held) >= HOLD_LIMIT_NS;
-                if room < resume_room(ctx.max_ahead, n) && !resume {
+                // Held this long, the room was 0 all along (any would have resumed it): give
+                // the slowest subscriber up. What it misses counts as lost.
+                let stalled = now.saturating_sub(held) >= STALL_LIMIT_NS;
+                if stalled {
+                    result.released = true;
+                    room = n;
+                } else if room < resume_room(ctx.max_ahead, n) && !resume {
                     if acked && inflight.count > 0 {
                         // Acknowledgements may be what the subscribers wait for (a QoS 2
                         // message goes out after our PUBREL): read them meanwhile.

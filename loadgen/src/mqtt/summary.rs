@@ -77,6 +77,8 @@ pub(crate) struct Totals {
     pub(crate) inflight: Option<u16>,
     /// The worst publisher's lag behind its schedule, ns.
     pub(crate) max_lag_ns: u64,
+    /// Publishers that gave a stalled subscriber up and went on without `--max-ahead`.
+    pub(crate) released: u32,
     pub(crate) errors: BTreeMap<&'static str, ErrorTally>,
 }
 
@@ -97,6 +99,7 @@ impl Totals {
             unacked: 0,
             inflight: None,
             max_lag_ns: 0,
+            released: 0,
             errors: BTreeMap::new(),
         }
     }
@@ -131,6 +134,7 @@ impl Totals {
         self.sent_total += p.sent_total;
         self.unacked += p.unacked;
         self.max_lag_ns = self.max_lag_ns.max(p.max_lag_ns);
+        self.released += u32::from(p.released);
         if matched {
             self.expected = self
                 .expected
@@ -226,6 +230,9 @@ pub(crate) struct FanoutReport {
     /// the load generator (or the broker's backpressure) could not keep the offered rate;
     /// the latency includes that lag.
     pub(crate) publisher_max_lag_us: Option<u64>,
+    /// Publishers whose slowest subscriber made no progress for a second while `--max-ahead`
+    /// held them back: they gave it up and went on without the limit (what it missed is lost).
+    pub(crate) publishers_released: u32,
     pub(crate) topic_prefix: String,
     /// Publisher i's topic, `{i}` standing for i.
     pub(crate) topic: String,
@@ -359,6 +366,14 @@ impl FanoutReport {
                  slow for the offered rate; the latency includes it)",
                 "warning",
                 fmt_us(lag)
+            );
+        }
+        if self.publishers_released > 0 {
+            let _ = writeln!(
+                out,
+                "  {:<18} {} publishers gave up waiting for a subscriber that received nothing \
+                 for 1 s (--max-ahead) and went on without the limit; what it missed is lost",
+                "warning", self.publishers_released
             );
         }
         if let Some(w) = self.inflight {
@@ -501,12 +516,13 @@ pub(crate) mod tests {
             unacked: 1,
             inflight,
             max_lag_ns: 0,
+            released: sent == 7,
             errors: BTreeMap::new(),
         };
         t.add_publisher(publisher(5, 64), true, 10, QoS::ExactlyOnce);
         t.add_publisher(publisher(7, 16), false, 10, QoS::ExactlyOnce);
         assert_eq!((t.sent, t.sent_total, t.expected), (12, 22, 50));
-        assert_eq!((t.unacked, t.inflight), (2, Some(16)));
+        assert_eq!((t.unacked, t.inflight, t.released), (2, Some(16), 1));
         let f = Figures::with_expected(t.sent, t.expected, t.delivered, 1.0);
         assert_eq!((f.lost, f.delivered), (0, 100));
     }
@@ -559,6 +575,7 @@ pub(crate) mod tests {
             inflight: Some(64),
             max_ahead: 1000,
             publisher_max_lag_us: Some(250_000),
+            publishers_released: 0,
             topic_prefix: "loadgen/1".into(),
             topic: "loadgen/1/pub/{i}".into(),
             filters: vec!["loadgen/1/pub/+".into()],
@@ -635,5 +652,15 @@ pub(crate) mod tests {
             "{t}"
         );
         assert!(t.contains("fell up to 250.00 ms behind"), "{t}");
+        assert!(!t.contains("gave up waiting"), "{t}");
+        let mut r = report();
+        r.publishers_released = 2;
+        let t = r.table();
+        assert!(
+            t.contains("warning            2 publishers gave up waiting"),
+            "{t}"
+        );
+        let v = serde_json::to_value(r).unwrap();
+        assert_eq!(v["publishers_released"], 2);
     }
 }
