@@ -495,7 +495,6 @@ pub(crate) struct Broker {
     persist: Option<(Arc<persist::Writer>, PathBuf)>,
     /// Something persistent changed since the last snapshot.
     dirty: bool,
-    started: Instant,
     next_persist: Instant,
     /// The policy installation (serial, not generation: a restored store can repeat a
     /// generation with other rules) the subscriptions were last checked against; 0: none.
@@ -539,7 +538,6 @@ impl Broker {
             will_pending: KeyMap::default(),
             persist: None,
             dirty: false,
-            started: Instant::now(),
             next_persist: Instant::now(),
             checked_serial: 0,
             per_account: HashMap::new(),
@@ -2063,16 +2061,6 @@ impl Broker {
                 persist::retained_file(&dir),
                 persist::encode_retained(&retained),
             ));
-            // Files of cores that no longer exist were read at start (`persist::Restored`);
-            // their sessions now live in the files of their new homes. Wait until every core
-            // has surely written its own once, so a crash now loses none of them.
-            if now.duration_since(self.started) > Duration::from_secs(30) {
-                for (i, path) in persist::core_files(&dir) {
-                    if i >= self.peers.len().max(1) {
-                        let _ = std::fs::remove_file(path);
-                    }
-                }
-            }
         }
         for (path, data) in files {
             if sync {

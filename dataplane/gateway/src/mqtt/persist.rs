@@ -381,15 +381,69 @@ pub(crate) struct Restored {
 
 impl Restored {
     /// Reads `dir` for `cores` cores (damaged files are logged and skipped, see `load`).
+    ///
+    /// A session found in two files (after a crash right after a restart that moved it) is
+    /// taken from its home core's file, which only its home core rewrites; otherwise from the
+    /// lowest-numbered file. When sessions moved, each home file is first rewritten with its
+    /// old sessions plus those that moved in, so that a crash before every core has written its
+    /// file once loses none of them; then the files of cores that no longer exist are removed.
     pub(crate) fn load(dir: &Path, cores: usize) -> Self {
         let cores = cores.max(1);
-        let mut sessions: Vec<Vec<StoredSession>> = (0..cores).map(|_| Vec::new()).collect();
         let mut files = core_files(dir);
-        // In core order, so the first file wins when two hold the same client id.
         files.sort();
-        for (_, path) in files {
-            for st in load(&path, decode_sessions).unwrap_or_default() {
-                sessions[super::broker::home_core(&st.client_id, cores)].push(st);
+        // (file index, session), in file order.
+        let mut found: Vec<(usize, StoredSession)> = Vec::new();
+        let mut read: Vec<(usize, Vec<StoredSession>)> = Vec::new();
+        for (i, path) in &files {
+            let sessions = load(path, decode_sessions).unwrap_or_default();
+            found.extend(sessions.iter().cloned().map(|s| (*i, s)));
+            read.push((*i, sessions));
+        }
+        let mut chosen: HashMap<String, (usize, StoredSession)> = HashMap::new();
+        for (file, st) in found {
+            let home = super::broker::home_core(&st.client_id, cores);
+            match chosen.get(&st.client_id) {
+                Some((kept, _)) if *kept == home || file != home => {}
+                _ => {
+                    chosen.insert(st.client_id.clone(), (file, st));
+                }
+            }
+        }
+        let mut sessions: Vec<Vec<StoredSession>> = (0..cores).map(|_| Vec::new()).collect();
+        let mut moved_in: Vec<Vec<StoredSession>> = (0..cores).map(|_| Vec::new()).collect();
+        let mut chosen: Vec<_> = chosen.into_values().collect();
+        chosen.sort_by(|a, b| a.1.client_id.cmp(&b.1.client_id));
+        for (file, st) in chosen {
+            let home = super::broker::home_core(&st.client_id, cores);
+            if file != home {
+                moved_in[home].push(st.clone());
+            }
+            sessions[home].push(st);
+        }
+        let mut unsafe_to_remove = false;
+        for (home, moved) in moved_in.into_iter().enumerate() {
+            if moved.is_empty() {
+                continue;
+            }
+            let mut union = read
+                .iter()
+                .find(|(i, _)| *i == home)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default();
+            union.extend(moved);
+            let path = core_file(dir, home);
+            if let Err(error) = write_atomic(&path, &encode_sessions(&union)) {
+                error!(message = "Cannot write broker state.", path = %path.display(), %error);
+                unsafe_to_remove = true;
+            }
+        }
+        // The files of cores that no longer exist: every session in them is in its home's
+        // file now.
+        if !unsafe_to_remove {
+            for (i, path) in &files {
+                if *i >= cores {
+                    let _ = fs::remove_file(path);
+                }
             }
         }
         Self {
@@ -618,6 +672,16 @@ mod tests {
         )
         .unwrap();
         let mut r = Restored::load(dir.path(), 2);
+        // Every session is in its home core's file already (with what that file held): a crash
+        // after one core's first write, which drops the sessions that moved away, loses none.
+        for core in 0..2 {
+            let on_disk = load(&core_file(dir.path(), core), decode_sessions).unwrap();
+            for id in &ids {
+                if super::super::broker::home_core(id, 2) == core {
+                    assert!(on_disk.iter().any(|s| &s.client_id == id), "{id}");
+                }
+            }
+        }
         // Reading is done: rewriting a file now (a core's first tick) loses nothing.
         write_atomic(&core_file(dir.path(), 0), &encode_sessions(&[])).unwrap();
         let mut seen = Vec::new();
@@ -636,6 +700,32 @@ mod tests {
         assert_eq!(seen, want);
         // A core past the count takes nothing, and a share is taken once.
         assert!(r.take(5).1.is_empty() && r.take(0).1.is_empty());
+        // The removed core's file is gone; its sessions are in their homes' files.
+        assert!(!core_file(dir.path(), 2).exists());
+    }
+
+    #[test]
+    fn a_session_in_two_files_is_taken_from_its_home_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // An id homed on core 1 of 2, in core 0's file (stale) and core 1's (fresh).
+        let id = (0..)
+            .map(|i| format!("cam-{i}"))
+            .find(|id| super::super::broker::home_core(id, 2) == 1)
+            .unwrap();
+        let mut stale = session(&id);
+        stale.expiry = 1;
+        let mut fresh = session(&id);
+        fresh.expiry = 2;
+        write_atomic(&core_file(dir.path(), 0), &encode_sessions(&[stale])).unwrap();
+        write_atomic(&core_file(dir.path(), 1), &encode_sessions(&[fresh])).unwrap();
+        let mut r = Restored::load(dir.path(), 2);
+        assert!(r.take(0).1.is_empty());
+        let got = r.take(1).1;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].expiry, 2, "the home file's copy");
+        // Nothing moved: no file was rewritten.
+        let one = load(&core_file(dir.path(), 0), decode_sessions).unwrap();
+        assert_eq!(one[0].expiry, 1);
     }
 
     #[test]
