@@ -28,6 +28,7 @@ qos=${QOS:-0}
 subs_list=${SUBS:-1 10 100}
 transports=${TRANSPORTS:-tcp tls}
 prefix=${PREFIX:-}
+case ${PIN:-true} in true|false) ;; *) echo "PIN must be true or false" >&2; exit 2 ;; esac
 cargo build --release --locked -q -p rampart-cli -p rampart-loadgen
 bin=${CARGO_TARGET_DIR:-target}/release
 command -v mosquitto >/dev/null || { echo "mosquitto is not installed" >&2; exit 1; }

@@ -173,15 +173,43 @@ impl Shared {
     }
 
     /// One more than the highest sequence number of `publisher` that every live subscriber has
-    /// received.
-    fn slowest(&self, publisher: usize, publishers: usize) -> u64 {
-        self.progress
-            .iter()
-            .skip(publisher)
-            .step_by(publishers.max(1))
-            .map(|p| p.load(Ordering::Relaxed))
-            .min()
-            .unwrap_or(u64::MAX)
+    /// received, leaving out the subscribers in `given_up` whose progress is still what it was
+    /// when they were given up; one that moved on is taken back in.
+    fn slowest_live(
+        &self,
+        publisher: usize,
+        publishers: usize,
+        given_up: &mut Vec<(usize, u64)>,
+    ) -> u64 {
+        let mut min = u64::MAX;
+        let slots = self.progress.iter().skip(publisher);
+        for (sub, slot) in slots.step_by(publishers.max(1)).enumerate() {
+            let at = slot.load(Ordering::Relaxed);
+            if let Some(i) = given_up.iter().position(|(s, _)| *s == sub) {
+                if given_up[i].1 == at {
+                    continue;
+                }
+                given_up.swap_remove(i);
+            }
+            min = min.min(at);
+        }
+        min
+    }
+
+    /// Adds to `given_up` every subscriber whose progress for `publisher` is `at`.
+    fn give_up(
+        &self,
+        publisher: usize,
+        publishers: usize,
+        at: u64,
+        given_up: &mut Vec<(usize, u64)>,
+    ) {
+        let slots = self.progress.iter().skip(publisher);
+        for (sub, slot) in slots.step_by(publishers.max(1)).enumerate() {
+            if slot.load(Ordering::Relaxed) == at && !given_up.iter().any(|(s, _)| *s == sub) {
+                given_up.push((sub, at));
+            }
+        }
     }
 
     fn subscribers_done(&self) -> bool {
@@ -761,5 +789,45 @@ fn explain(target: SocketAddr, args: &MqttArgs, failure: Failure) -> anyhow::Err
             .unwrap_or_else(|| {
                 anyhow::anyhow!("MQTT session with {target} failed ({kind}): {detail}")
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(progress: &[u64]) -> Shared {
+        Shared {
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            final_seq: Vec::new(),
+            publishers_done: AtomicUsize::new(0),
+            last_measured_ns: AtomicU64::new(0),
+            subscriber_threads_running: AtomicUsize::new(0),
+            abort: AtomicBool::new(false),
+            progress: progress.iter().map(|p| AtomicU64::new(*p)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_stalled_subscriber_is_left_out_until_it_receives_again() {
+        // Two publishers, three subscribers: [s0p0, s0p1, s1p0, s1p1, s2p0, s2p1].
+        let s = shared(&[40, 9, 3, 9, 3, 9]);
+        let mut given_up = Vec::new();
+        assert_eq!(s.slowest_live(0, 2, &mut given_up), 3);
+        // Publisher 0 gives up subscribers 1 and 2 (both at 3), not 0.
+        s.give_up(0, 2, 3, &mut given_up);
+        assert_eq!(given_up, vec![(1, 3), (2, 3)]);
+        assert_eq!(s.slowest_live(0, 2, &mut given_up), 40);
+        // Publisher 1 is not affected.
+        assert_eq!(s.slowest_live(1, 2, &mut Vec::new()), 9);
+        // Subscriber 2 receives again: it is back in the reckoning.
+        s.progress[4].store(4, Ordering::Relaxed);
+        assert_eq!(s.slowest_live(0, 2, &mut given_up), 4);
+        assert_eq!(given_up, vec![(1, 3)]);
+        // A subscriber that is gone (u64::MAX) never holds anyone back.
+        let gone = shared(&[u64::MAX]);
+        assert_eq!(gone.slowest_live(0, 1, &mut Vec::new()), u64::MAX);
     }
 }

@@ -27,7 +27,7 @@ const WRITE_BYTES: usize = 1 << 20;
 const HOLD_LIMIT_NS: u64 = 2_000_000;
 
 /// How long a publisher held back by `--max-ahead` without any progress of its slowest
-/// subscriber waits before it gives that subscriber up and publishes without the limit (a
+/// subscribers waits before it leaves them out of the limit until they receive again (a
 /// subscription the broker granted but delivers nothing to, such as one without `read`
 /// access, would otherwise hold it until the end of the run).
 const STALL_LIMIT_NS: u64 = 1_000_000_000;
@@ -54,8 +54,8 @@ pub(crate) struct PubResult {
     /// With --rate: how far behind its schedule the publisher fell at worst, ns (a client
     /// too slow for the load shows here, and its lateness is in the latency).
     pub(crate) max_lag_ns: u64,
-    /// Went on without `--max-ahead` after its slowest subscriber made no progress for
-    /// [`STALL_LIMIT_NS`].
+    /// Left a subscriber out of `--max-ahead` after it received nothing from this publisher
+    /// for [`STALL_LIMIT_NS`].
     pub(crate) released: bool,
     pub(crate) errors: BTreeMap<&'static str, ErrorTally>,
 }
@@ -183,6 +183,8 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
     let mut backoff = Backoff::default();
     // Since when `--max-ahead` has held this publisher back, in `now_ns` time.
     let mut held_since: Option<u64> = None;
+    // Subscribers left out of `--max-ahead` after a stall, with their progress then.
+    let mut given_up: Vec<(usize, u64)> = Vec::new();
     'run: loop {
         let now = now_ns();
         // With a rate the run ends on the schedule, not the clock: messages due inside the
@@ -209,24 +211,30 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
         if acked {
             n = n.min(u64::from(cap - inflight.count));
         }
-        if ctx.max_ahead > 0 && n > 0 && !result.released {
+        if ctx.max_ahead > 0 && n > 0 {
             let limit = slowest.saturating_add(ctx.max_ahead);
             if seq + n > limit {
-                slowest = ctx.shared.slowest(usize::from(index), ctx.publishers);
-                let mut room = slowest.saturating_add(ctx.max_ahead).saturating_sub(seq);
+                slowest =
+                    ctx.shared
+                        .slowest_live(usize::from(index), ctx.publishers, &mut given_up);
+                let room = slowest.saturating_add(ctx.max_ahead).saturating_sub(seq);
                 let now = now_ns();
                 let held = *held_since.get_or_insert(now);
                 // Some room, long enough held back: go on with what there is. Progress is the
                 // highest sequence seen, so messages the broker dropped at the end of a burst
                 // are never made up for, and waiting for half the window could last forever.
                 let resume = room > 0 && now.saturating_sub(held) >= HOLD_LIMIT_NS;
-                // Held this long, the room was 0 all along (any would have resumed it): give
-                // the slowest subscriber up. What it misses counts as lost.
-                let stalled = now.saturating_sub(held) >= STALL_LIMIT_NS;
-                if stalled {
+                // No room for this long: the slowest subscribers received nothing from this
+                // publisher meanwhile. Leave them out until they do; what they miss is lost.
+                if room == 0 && now.saturating_sub(held) >= STALL_LIMIT_NS {
+                    ctx.shared
+                        .give_up(usize::from(index), ctx.publishers, slowest, &mut given_up);
                     result.released = true;
-                    room = n;
-                } else if room < resume_room(ctx.max_ahead, n) && !resume {
+                    held_since = None;
+                    backoff.reset();
+                    continue;
+                }
+                if room < resume_room(ctx.max_ahead, n) && !resume {
                     if acked && inflight.count > 0 {
                         // Acknowledgements may be what the subscribers wait for (a QoS 2
                         // message goes out after our PUBREL): read them meanwhile.

@@ -230,8 +230,9 @@ pub(crate) struct FanoutReport {
     /// the load generator (or the broker's backpressure) could not keep the offered rate;
     /// the latency includes that lag.
     pub(crate) publisher_max_lag_us: Option<u64>,
-    /// Publishers whose slowest subscriber made no progress for a second while `--max-ahead`
-    /// held them back: they gave it up and went on without the limit (what it missed is lost).
+    /// Publishers whose slowest subscribers received nothing from them for a second while
+    /// `--max-ahead` held them back: they left those out of the limit until they received
+    /// again (what they missed is lost).
     pub(crate) publishers_released: u32,
     pub(crate) topic_prefix: String,
     /// Publisher i's topic, `{i}` standing for i.
@@ -371,8 +372,9 @@ impl FanoutReport {
         if self.publishers_released > 0 {
             let _ = writeln!(
                 out,
-                "  {:<18} {} publishers gave up waiting for a subscriber that received nothing \
-                 for 1 s (--max-ahead) and went on without the limit; what it missed is lost",
+                "  {:<18} {} publishers gave up waiting for subscribers that received nothing \
+                 from them for 1 s (--max-ahead) and left them out until they received again; \
+                 what they missed is lost",
                 "warning", self.publishers_released
             );
         }
