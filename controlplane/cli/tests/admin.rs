@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Install, Running, text};
+use common::{Install, Running, shown_once, text};
 
 /// An installation with the data-plane listeners off, plus `[controlplane]` lines.
 fn install(controlplane: &str) -> Install {
@@ -154,13 +154,6 @@ fn cli_ok(i: &Install, args: &[&str], stdin: Option<&str>) -> String {
         text(&out)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn shown_once(out: &str, label: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix(&format!("{label} (shown once): ")))
-        .unwrap_or_else(|| panic!("no {label} in {out}"))
-        .to_owned()
 }
 
 fn cli_json(i: &Install, args: &[&str]) -> Value {

@@ -238,12 +238,7 @@ fn a_subscriber_that_receives_nothing_does_not_hold_the_publisher_back_forever()
     let out = b.install.run(&["user", "add", "mute", "--service"]);
     let listed = text(&out);
     assert!(out.status.success(), "{listed}");
-    let password = listed
-        .lines()
-        .find_map(|l| l.strip_prefix("password (shown once): "))
-        .unwrap_or_else(|| panic!("no password in {listed}"))
-        .trim()
-        .to_owned();
+    let password = common::shown_once(&listed, "password");
     for access in ["subscribe", "write"] {
         let out = b.install.run(&[
             "acl",

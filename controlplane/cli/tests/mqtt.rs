@@ -182,11 +182,7 @@ impl Broker {
     /// A new service account; returns its generated password.
     fn add_service(&self, name: &str) -> Account {
         let out = self.cli(&["user", "add", name, "--service"]);
-        let pw = out
-            .lines()
-            .find_map(|l| l.strip_prefix("password (shown once): "))
-            .unwrap_or_else(|| panic!("no password in {out}"));
-        Account::new(name, pw.trim())
+        Account::new(name, &common::shown_once(&out, "password"))
     }
 
     fn acl(&self, user: &str, topic: &str, access: &str) {
@@ -934,12 +930,7 @@ fn mosquitto_bad_credentials_are_refused_with_the_right_connack() {
 fn a_human_account_logs_in_with_its_password_checked_by_the_control_plane() {
     let b = Broker::start("human");
     let out = b.cli(&["user", "add", "alice", "--role", "operator"]);
-    let pw = out
-        .lines()
-        .find_map(|l| l.strip_prefix("password (shown once): "))
-        .unwrap_or_else(|| panic!("no password in {out}"))
-        .trim()
-        .to_string();
+    let pw = common::shown_once(&out, "password");
     let alice = Account::new("alice", &pw);
     b.acl("alice", &b.topic("alice/#"), "readwrite");
     b.wait_applied();

@@ -66,12 +66,7 @@ impl Cira {
             .run(&["device", "add", "--guid", guid, "--mps-username", "admin"]);
         assert!(out.status.success(), "{}", text(&out));
         let stdout = String::from_utf8(out.stdout).unwrap();
-        let pw = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("MPS password (shown once): "))
-            .unwrap_or_else(|| panic!("no password in {stdout}"))
-            .trim()
-            .to_owned();
+        let pw = super::shown_once(&stdout, "MPS password");
         wait_applied(&self.install);
         pw
     }

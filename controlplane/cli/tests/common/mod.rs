@@ -208,6 +208,16 @@ impl Drop for Running {
     }
 }
 
+/// The value after `<label> (shown once): ` in a command's output (a generated password or
+/// key), trimmed.
+pub(crate) fn shown_once(out: &str, label: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{label} (shown once): ")))
+        .unwrap_or_else(|| panic!("no {label} in {out}"))
+        .trim()
+        .to_owned()
+}
+
 pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
