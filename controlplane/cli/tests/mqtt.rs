@@ -1864,7 +1864,13 @@ fn paho_v5_overlaps_unsubscribe_limits_expiry_and_retained_will() {
 
 #[test]
 fn paho_qos1_is_complete_and_ordered_under_load_across_cores() {
-    let b = Broker::start("order");
+    // The publisher sends 2,000 QoS 1 messages as fast as paho goes; a subscriber in Python
+    // on a busy 2-core machine can fall more than the default 1,000 queued messages behind,
+    // and then the broker drops the newest by design (as Mosquitto does; the bound has tests
+    // of its own, `a_slow_subscriber_*`). This test is about order and completeness, so the
+    // bound is out of its way. It failed once with the default (1,884 of 2,000 at one
+    // subscriber, the missing ones consecutive from 1,795), most likely this way.
+    let b = Broker::with("order", "max_queued_messages = 10000", "");
     for v in ["3", "5"] {
         let r = b.paho("order.py", &[v, "2000"]);
         assert_eq!(r["acked"], 2000, "v{v}: {r}");
