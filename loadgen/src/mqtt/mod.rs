@@ -182,9 +182,7 @@ impl Shared {
         given_up: &mut Vec<(usize, u64)>,
     ) -> u64 {
         let mut min = u64::MAX;
-        let slots = self.progress.iter().skip(publisher);
-        for (sub, slot) in slots.step_by(publishers.max(1)).enumerate() {
-            let at = slot.load(Ordering::Relaxed);
+        for (sub, at) in self.progress_of(publisher, publishers) {
             if let Some(i) = given_up.iter().position(|(s, _)| *s == sub) {
                 if given_up[i].1 == at {
                     continue;
@@ -196,6 +194,19 @@ impl Shared {
         min
     }
 
+    /// Every subscriber's progress for `publisher`: `(subscriber, progress)`.
+    fn progress_of(
+        &self,
+        publisher: usize,
+        publishers: usize,
+    ) -> impl Iterator<Item = (usize, u64)> + '_ {
+        let slots = self.progress.iter().skip(publisher);
+        slots
+            .step_by(publishers.max(1))
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .enumerate()
+    }
+
     /// Adds to `given_up` every subscriber whose progress for `publisher` is `at`.
     fn give_up(
         &self,
@@ -204,9 +215,8 @@ impl Shared {
         at: u64,
         given_up: &mut Vec<(usize, u64)>,
     ) {
-        let slots = self.progress.iter().skip(publisher);
-        for (sub, slot) in slots.step_by(publishers.max(1)).enumerate() {
-            if slot.load(Ordering::Relaxed) == at && !given_up.iter().any(|(s, _)| *s == sub) {
+        for (sub, progress) in self.progress_of(publisher, publishers) {
+            if progress == at && !given_up.iter().any(|(s, _)| *s == sub) {
                 given_up.push((sub, at));
             }
         }

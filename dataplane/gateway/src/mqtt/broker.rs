@@ -1046,10 +1046,10 @@ impl Broker {
         let s = &self.sessions[&key];
         let username = s.link.as_ref().map_or("", |l| l.username.as_str());
         let serial = policy.as_ref().map(|p| p.serial());
-        let cached = serial.is_some_and(|g| {
+        let cached = serial.is_some_and(|serial| {
             s.link
                 .as_ref()
-                .is_some_and(|l| l.published_before(g, topic.as_str()))
+                .is_some_and(|l| l.published_before(serial, topic.as_str()))
         });
         let allowed = if external {
             ext.first().copied().unwrap_or(false)
@@ -1096,10 +1096,10 @@ impl Broker {
             return Ok(());
         }
         if remember
-            && let Some(g) = serial
+            && let Some(serial) = serial
             && let Some(link) = self.session(key).link.as_mut()
         {
-            link.remember_published(g, topic.as_str());
+            link.remember_published(serial, topic.as_str());
         }
         bump(&self.stats.messages_in, 1);
         bump(&self.stats.bytes_in, p.payload.len() as u64);

@@ -391,46 +391,42 @@ impl Restored {
         let cores = cores.max(1);
         let mut files = core_files(dir);
         files.sort();
-        // (file index, session), in file order.
-        let mut found: Vec<(usize, StoredSession)> = Vec::new();
-        let mut read: Vec<(usize, Vec<StoredSession>)> = Vec::new();
-        for (i, path) in &files {
-            let sessions = load(path, decode_sessions).unwrap_or_default();
-            found.extend(sessions.iter().cloned().map(|s| (*i, s)));
-            read.push((*i, sessions));
-        }
-        let mut chosen: HashMap<String, (usize, StoredSession)> = HashMap::new();
-        for (file, st) in found {
-            let home = super::broker::home_core(&st.client_id, cores);
-            match chosen.get(&st.client_id) {
-                Some((kept, _)) if *kept == home || file != home => {}
-                _ => {
-                    chosen.insert(st.client_id.clone(), (file, st));
+        let read: Vec<(usize, Vec<StoredSession>)> = files
+            .iter()
+            .map(|(i, path)| (*i, load(path, decode_sessions).unwrap_or_default()))
+            .collect();
+        // Client id -> (file index, its session there), preferring the home core's file.
+        let mut chosen: HashMap<&str, (usize, &StoredSession)> = HashMap::new();
+        for (file, sessions) in &read {
+            for st in sessions {
+                let home = super::broker::home_core(&st.client_id, cores);
+                match chosen.get(st.client_id.as_str()) {
+                    Some((kept, _)) if *kept == home || *file != home => {}
+                    _ => {
+                        chosen.insert(&st.client_id, (*file, st));
+                    }
                 }
             }
         }
         let mut sessions: Vec<Vec<StoredSession>> = (0..cores).map(|_| Vec::new()).collect();
-        let mut moved_in: Vec<Vec<StoredSession>> = (0..cores).map(|_| Vec::new()).collect();
+        let mut moved_in: Vec<Vec<&StoredSession>> = (0..cores).map(|_| Vec::new()).collect();
         let mut chosen: Vec<_> = chosen.into_values().collect();
         chosen.sort_by(|a, b| a.1.client_id.cmp(&b.1.client_id));
         for (file, st) in chosen {
             let home = super::broker::home_core(&st.client_id, cores);
             if file != home {
-                moved_in[home].push(st.clone());
+                moved_in[home].push(st);
             }
-            sessions[home].push(st);
+            sessions[home].push(st.clone());
         }
         let mut unsafe_to_remove = false;
         for (home, moved) in moved_in.into_iter().enumerate() {
             if moved.is_empty() {
                 continue;
             }
-            let mut union = read
-                .iter()
-                .find(|(i, _)| *i == home)
-                .map(|(_, s)| s.clone())
-                .unwrap_or_default();
-            union.extend(moved);
+            let own = read.iter().find(|(i, _)| *i == home).map(|(_, s)| s);
+            let union: Vec<StoredSession> =
+                own.into_iter().flatten().chain(moved).cloned().collect();
             let path = core_file(dir, home);
             if let Err(error) = write_atomic(&path, &encode_sessions(&union)) {
                 error!(message = "Cannot write broker state.", path = %path.display(), %error);
