@@ -215,6 +215,18 @@ fn matching(c: &mut Criterion) {
     let matched = filters.iter().filter(|f| topic_matches(f, TOPIC)).count();
     assert!(matched > 0 && matched < FILTERS / 10, "{matched} matches");
 
+    // The check every decoded PUBLISH's topic goes through (the owned string is made outside
+    // the timing, as the decoder has it already).
+    let mut group = c.benchmark_group("mqtt/topic_name");
+    group.bench_function("validate", |b| {
+        b.iter_batched(
+            || TOPIC.to_owned(),
+            |s| TopicName::new(black_box(s)).map(TopicName::into_string),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+
     let mut group = c.benchmark_group("mqtt/topic_matches");
     group.throughput(Throughput::Elements(FILTERS as u64));
     group.bench_function("one_topic_100k_filters", |b| {

@@ -13,6 +13,12 @@ fn topic_names() {
     assert_eq!(TopicName::new("a/+"), Err(TopicError::Wildcard));
     assert_eq!(TopicName::new("#"), Err(TopicError::Wildcard));
     assert_eq!(TopicName::new("a\0b"), Err(TopicError::InvalidUtf8));
+    // U+0000 is reported before a wildcard, wherever each is.
+    assert_eq!(TopicName::new("a/+/\0"), Err(TopicError::InvalidUtf8));
+    assert_eq!(TopicName::new("\0/#"), Err(TopicError::InvalidUtf8));
+    // Multi-byte characters around the bytes looked for.
+    assert!(TopicName::new("ü/€/日本").is_ok());
+    assert_eq!(TopicName::new("ü+"), Err(TopicError::Wildcard));
     assert_eq!(
         TopicName::new("a".repeat(MAX_TOPIC_LEN + 1)),
         Err(TopicError::TooLong)
