@@ -50,7 +50,7 @@ fn publish(qos: QoS, v5: bool) -> Packet {
         retain: false,
         topic: TOPIC.into(),
         packet_id: (qos != QoS::AtMostOnce).then_some(4242),
-        properties,
+        properties: properties.into(),
         payload: Bytes::from(vec![0x5a; 100]),
     })
 }
@@ -171,7 +171,7 @@ fn codec(c: &mut Criterion) {
                     retain: false,
                     topic: black_box(&topic).as_str().to_string(),
                     packet_id: None,
-                    properties: Properties::default(),
+                    properties: Properties::default().into(),
                     payload: payload.clone(),
                 };
                 let mut b = BytesMut::with_capacity(p.head_encoded_len(version).unwrap_or(0) + 100);

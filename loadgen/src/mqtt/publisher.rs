@@ -151,7 +151,7 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
         retain: ctx.retain,
         topic,
         packet_id: acked.then_some(1),
-        properties: Properties::default(),
+        properties: Default::default(),
         payload: Bytes::from(payload.stamped(Stamp::default()).to_vec()),
     };
     if let Err(e) = publish.head_encoded_len(conn.version()) {

@@ -140,7 +140,7 @@ impl Message {
             retain: d.retain,
             topic,
             packet_id: d.pid,
-            properties,
+            properties: properties.into(),
             payload: self.payload.clone(),
         }
     }
@@ -1002,7 +1002,13 @@ impl Broker {
             None => return Ok(()),
         };
         // Topic alias (client → server, MQTT 5 §3.3.2.3.4).
-        let topic = if let Some(alias) = p.properties.topic_alias.take() {
+        // Read first and clear only when set: a mutable borrow of a PUBLISH's properties boxes
+        // an empty set.
+        let alias = p.properties.topic_alias;
+        if alias.is_some() {
+            p.properties.topic_alias = None;
+        }
+        let topic = if let Some(alias) = alias {
             if alias == 0 || alias > self.cfg.topic_alias_maximum {
                 return Err(Close::new(
                     reason::TOPIC_ALIAS_INVALID,
@@ -2002,7 +2008,7 @@ impl Broker {
                 retain: msg.retain,
                 topic: msg.topic.as_str().to_string(),
                 packet_id: (msg.qos != QoS::AtMostOnce).then_some(1),
-                properties: msg.props.as_deref().cloned().unwrap_or_default(),
+                properties: msg.props.as_deref().cloned().unwrap_or_default().into(),
                 payload: msg.payload.clone(),
             },
             expires_unix_ms: msg.expires_at.map_or(0, |t| persist::unix_ms(t, now)),

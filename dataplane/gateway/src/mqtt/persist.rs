@@ -595,7 +595,7 @@ mod tests {
                 retain: true,
                 topic: topic.into(),
                 packet_id: Some(1),
-                properties,
+                properties: properties.into(),
                 payload: Bytes::copy_from_slice(payload),
             },
             expires_unix_ms: 1_234,

@@ -333,7 +333,7 @@ fn publish(r: &mut Reader, first: u8, v5: bool) -> Result<Publish, DecodeError> 
         retain: first & 0b0001 != 0,
         topic,
         packet_id,
-        properties,
+        properties: properties.into(),
         payload: r.rest(),
     })
 }

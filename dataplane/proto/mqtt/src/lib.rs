@@ -60,7 +60,7 @@ pub use packet::{
     Ack, Auth, Connack, Connect, Disconnect, Packet, Publish, RetainHandling, Suback, Subscribe,
     SubscriptionOptions, Unsuback, Unsubscribe, Will,
 };
-pub use properties::Properties;
+pub use properties::{Properties, PublishProperties};
 pub use topic::{MAX_TOPIC_LEN, TopicError, TopicFilter, TopicName, topic_matches};
 pub use v3_connack::v3_connack_code;
 

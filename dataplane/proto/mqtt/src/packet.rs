@@ -5,7 +5,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::properties::Properties;
+use crate::properties::{Properties, PublishProperties};
 use crate::topic::{TopicFilter, TopicName};
 use crate::{QoS, Version};
 
@@ -87,8 +87,8 @@ pub struct Publish {
     pub topic: String,
     /// Packet identifier: `Some` (non-zero) iff QoS > 0.
     pub packet_id: Option<u16>,
-    /// PUBLISH properties (5.0 only).
-    pub properties: Properties,
+    /// PUBLISH properties (5.0 only), boxed when there are any.
+    pub properties: PublishProperties,
     /// Application payload: a zero-copy slice of the read buffer when decoded.
     pub payload: Bytes,
 }

@@ -75,6 +75,98 @@ pub struct Properties {
     pub shared_subscription_available: Option<u8>,
 }
 
+impl Properties {
+    /// No property set; what [`Default`] gives, usable in a `const` or `static`.
+    pub const EMPTY: Properties = Properties {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        subscription_identifiers: Vec::new(),
+        session_expiry_interval: None,
+        assigned_client_identifier: None,
+        server_keep_alive: None,
+        authentication_method: None,
+        authentication_data: None,
+        request_problem_information: None,
+        will_delay_interval: None,
+        request_response_information: None,
+        response_information: None,
+        server_reference: None,
+        reason_string: None,
+        receive_maximum: None,
+        topic_alias_maximum: None,
+        topic_alias: None,
+        maximum_qos: None,
+        retain_available: None,
+        user_properties: Vec::new(),
+        maximum_packet_size: None,
+        wildcard_subscription_available: None,
+        subscription_identifier_available: None,
+        shared_subscription_available: None,
+    };
+}
+
+/// The empty set that [`PublishProperties`] shows when it holds none.
+static NO_PROPERTIES: Properties = Properties::EMPTY;
+
+/// A PUBLISH's properties, on the heap and only when there are some.
+///
+/// Most messages carry none (no MQTT 3.1.1 message can), and an inline [`Properties`] (344
+/// bytes) made a `Publish` 408 bytes, moved several times on its way from the decoder to the
+/// subscribers. Reading an empty set sees a shared empty [`Properties`]; the first mutable
+/// access allocates one.
+#[derive(Clone, Default)]
+pub struct PublishProperties(Option<Box<Properties>>);
+
+impl PublishProperties {
+    /// The properties, by value.
+    pub fn into_inner(self) -> Properties {
+        self.0.map_or_else(Properties::default, |boxed| *boxed)
+    }
+
+    /// True if a set is on the heap.
+    #[cfg(test)]
+    pub(crate) fn is_boxed(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl From<Properties> for PublishProperties {
+    fn from(properties: Properties) -> Self {
+        Self((!properties.is_empty()).then(|| Box::new(properties)))
+    }
+}
+
+impl std::ops::Deref for PublishProperties {
+    type Target = Properties;
+
+    fn deref(&self) -> &Properties {
+        self.0.as_deref().unwrap_or(&NO_PROPERTIES)
+    }
+}
+
+impl std::ops::DerefMut for PublishProperties {
+    fn deref_mut(&mut self) -> &mut Properties {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl PartialEq for PublishProperties {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for PublishProperties {}
+
+impl std::fmt::Debug for PublishProperties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
 // Property identifiers (§2.2.2.2).
 const PAYLOAD_FORMAT_INDICATOR: u8 = 0x01;
 const MESSAGE_EXPIRY_INTERVAL: u8 = 0x02;

@@ -312,7 +312,7 @@ fn publish(v5: bool) -> impl Strategy<Value = Packet> {
                     retain,
                     topic,
                     packet_id: (!qos0).then_some(id),
-                    properties,
+                    properties: properties.into(),
                     payload,
                 })
             },

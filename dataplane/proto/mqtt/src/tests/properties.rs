@@ -108,7 +108,7 @@ fn every_property_round_trips() {
             retain: true,
             topic: "t".into(),
             packet_id: Some(1),
-            properties: publish,
+            properties: publish.into(),
             payload: Bytes::from_static(b"payload"),
         }),
         v,
@@ -319,7 +319,7 @@ fn encoder_refuses_what_the_decoder_would() {
             retain: false,
             topic: "t".into(),
             packet_id,
-            properties: Properties::default(),
+            properties: Properties::default().into(),
             payload: Bytes::new(),
         })
     };
@@ -381,7 +381,8 @@ fn encode_head_then_payload() {
         properties: Properties {
             subscription_identifiers: vec![7],
             ..Properties::default()
-        },
+        }
+        .into(),
         payload: Bytes::from(vec![0xab; 300]),
     };
     for v in [Version::V311, Version::V5] {
@@ -417,7 +418,7 @@ fn a_qos0_frame_without_a_publish_is_the_publish_encoded() {
                     retain,
                     topic: topic.into(),
                     packet_id: None,
-                    properties: Properties::default(),
+                    properties: Properties::default().into(),
                     payload: payload.clone(),
                 };
                 let frame = crate::encode_qos0_publish(v, retain, &name, &payload).unwrap();
@@ -433,4 +434,55 @@ fn a_qos0_frame_without_a_publish_is_the_publish_encoded() {
         crate::encode_qos0_publish(Version::V311, false, &name, &big).unwrap_err(),
         crate::EncodeError::TooLarge
     );
+}
+
+#[test]
+fn publish_properties_are_on_the_heap_only_when_set() {
+    // The point of the box: a `Publish` is moved several times per message.
+    assert!(
+        std::mem::size_of::<Publish>() <= 96,
+        "Publish is {} bytes",
+        std::mem::size_of::<Publish>()
+    );
+    let empty = crate::PublishProperties::from(Properties::default());
+    assert!(!empty.is_boxed());
+    assert_eq!(*empty, Properties::default());
+    assert_eq!(empty, crate::PublishProperties::default());
+
+    let mut set = crate::PublishProperties::default();
+    set.topic_alias = Some(3);
+    assert!(set.is_boxed());
+    assert_eq!(set.topic_alias, Some(3));
+    assert_ne!(set, empty);
+    set.topic_alias = None;
+    assert_eq!(set, empty, "equal by content, boxed or not");
+    assert_eq!(set.into_inner(), Properties::default());
+
+    // What the decoder gives: nothing boxed for 3.1.1, or for 5.0 without properties.
+    let publish = |props: Properties| {
+        Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: "a/b".into(),
+            packet_id: None,
+            properties: props.into(),
+            payload: Bytes::from_static(b"x"),
+        })
+    };
+    let with_alias = Properties {
+        topic_alias: Some(1),
+        ..Properties::default()
+    };
+    for (version, props, boxed) in [
+        (Version::V311, with_alias.clone(), false),
+        (Version::V5, Properties::default(), false),
+        (Version::V5, with_alias, true),
+    ] {
+        let wire = enc(&publish(props), version);
+        let Ok(Packet::Publish(p)) = dec(&wire, ctx(version)) else {
+            panic!("decodes");
+        };
+        assert_eq!(p.properties.is_boxed(), boxed, "{version:?}");
+    }
 }

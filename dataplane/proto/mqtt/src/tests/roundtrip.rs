@@ -96,7 +96,7 @@ fn publish() {
                             retain,
                             topic: "$SYS/broker/ü".into(),
                             packet_id,
-                            properties: Properties::default(),
+                            properties: Properties::default().into(),
                             payload,
                         }),
                         v,
@@ -116,7 +116,8 @@ fn publish() {
             properties: Properties {
                 topic_alias: Some(1),
                 ..Properties::default()
-            },
+            }
+            .into(),
             payload: Bytes::from_static(b"x"),
         }),
         Version::V5,
