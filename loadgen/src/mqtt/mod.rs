@@ -27,6 +27,7 @@ mod subscriber;
 mod summary;
 mod timeline;
 mod track;
+mod wake;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -51,6 +52,7 @@ use crate::timeline::{Second, Timeline};
 use conn::{Conn, Settings};
 use summary::{CpuTimes, FanoutReport, Figures, Totals};
 use track::{Payload, now_ns};
+use wake::Wake;
 
 /// Limit of each connection's setup (TCP, TLS, CONNECT/CONNACK, SUBSCRIBE/SUBACK).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -149,6 +151,8 @@ pub(crate) struct Shared {
     /// `[subscriber * publishers + publisher]`: one more than the highest sequence number that
     /// subscriber has received from that publisher; `u64::MAX` once the subscriber is gone.
     progress: Vec<AtomicU64>,
+    /// Per publisher: its wait when `--max-ahead` holds it back.
+    wakes: Vec<Wake>,
 }
 
 impl Shared {
@@ -192,6 +196,40 @@ impl Shared {
             min = min.min(at);
         }
         min
+    }
+
+    /// Records a subscriber's progress for `publisher` (`slot` in `progress`), waking the
+    /// publisher if it waited for that.
+    fn advance(&self, slot: usize, publisher: usize, next: u64) {
+        let Some(progress) = self.progress.get(slot) else {
+            return;
+        };
+        let prev = progress.swap(next, Ordering::SeqCst);
+        if let Some(wake) = self.wakes.get(publisher) {
+            wake.crossed(prev, next);
+        }
+    }
+
+    /// Parks `publisher` until its live subscribers (as in [`Self::slowest_live`]) have all
+    /// reached `want`, or `timeout` passes.
+    fn wait_for(
+        &self,
+        publisher: usize,
+        publishers: usize,
+        want: u64,
+        given_up: &[(usize, u64)],
+        timeout: Duration,
+    ) {
+        let Some(wake) = self.wakes.get(publisher) else {
+            thread::sleep(timeout);
+            return;
+        };
+        let below = || {
+            self.progress_of(publisher, publishers)
+                .filter(|&(sub, at)| at < want && !given_up.contains(&(sub, at)))
+                .count()
+        };
+        wake.wait(want, below, timeout);
     }
 
     /// Every subscriber's progress for `publisher`: `(subscriber, progress)`.
@@ -411,6 +449,7 @@ pub(crate) fn run(args: &MqttArgs, command_line: Vec<String>) -> anyhow::Result<
                 .flat_map(|_| expected.iter())
                 .map(|e| AtomicU64::new(if *e { 0 } else { u64::MAX }))
                 .collect(),
+            wakes: (0..args.publishers).map(|_| Wake::default()).collect(),
         },
     });
 
@@ -817,6 +856,7 @@ mod tests {
             subscriber_threads_running: AtomicUsize::new(0),
             abort: AtomicBool::new(false),
             progress: progress.iter().map(|p| AtomicU64::new(*p)).collect(),
+            wakes: Vec::new(),
         }
     }
 

@@ -32,6 +32,10 @@ const HOLD_LIMIT_NS: u64 = 2_000_000;
 /// access, would otherwise hold it until the end of the run).
 const STALL_LIMIT_NS: u64 = 1_000_000_000;
 
+/// The longest a held-back publisher sleeps before it looks again on its own (the run's end,
+/// an abort), however long its hold or stall limit.
+const PARK_MAX_NS: u64 = 5_000_000;
+
 /// With a rate, how long after the window's end a publisher held back by the broker may go on
 /// writing the messages that were due inside it.
 const TAIL_LIMIT_NS: u64 = 10_000_000_000;
@@ -105,6 +109,9 @@ impl Inflight {
 /// The publisher thread: connect, report ready, wait for the plan, publish until its end.
 pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Plan>) -> PubResult {
     let mut result = PubResult::default();
+    if let Some(wake) = ctx.shared.wakes.get(usize::from(index)) {
+        wake.register();
+    }
     let mut scratch = vec![0u8; 64 * 1024];
     let client_id = format!("{}-p{index}", ctx.client_prefix);
     super::ramp_wait(ctx);
@@ -250,10 +257,25 @@ pub(crate) fn run(index: u16, ctx: &Ctx, ready: &Sender<Ready>, go: &Receiver<Pl
                             break;
                         }
                     } else {
-                        // The slowest subscriber is far behind: let it catch up, waiting
-                        // longer each time (many publishers polling every 50 µs would eat the
-                        // CPU the broker needs).
-                        backoff.wait();
+                        // The slowest subscribers are far behind: sleep until they have made
+                        // the room waited for (the last of them wakes this thread), or until
+                        // the hold or stall limit. Polling cost a context switch per few
+                        // messages on the CPUs the broker needs (see `wake.rs`).
+                        let want =
+                            (seq + resume_room(ctx.max_ahead, n)).saturating_sub(ctx.max_ahead);
+                        let limit = if room > 0 {
+                            HOLD_LIMIT_NS
+                        } else {
+                            STALL_LIMIT_NS
+                        };
+                        let left = held.saturating_add(limit).saturating_sub(now);
+                        ctx.shared.wait_for(
+                            usize::from(index),
+                            ctx.publishers,
+                            want,
+                            &given_up,
+                            Duration::from_nanos(left.clamp(50_000, PARK_MAX_NS)),
+                        );
                     }
                     continue;
                 }
@@ -389,7 +411,8 @@ fn phase_ns(rate: u64, index: u16, publishers: usize) -> u64 {
     u64::try_from(at).unwrap_or(0)
 }
 
-/// Waits between checks of a publisher held back by `--max-ahead`: 50 µs, doubling up to 1 ms.
+/// Waits between checks of a publisher with nothing it may send: 50 µs, doubling up to 1 ms.
+/// (One held back by `--max-ahead` with room to wait for parks instead: `wake.rs`.)
 #[derive(Debug, Default)]
 struct Backoff {
     next_us: u64,

@@ -268,9 +268,7 @@ pub(crate) fn run(
                     if !ctx.expected.get(p).copied().unwrap_or(false) {
                         continue;
                     }
-                    if let Some(slot) = ctx.shared.progress.get(base + p) {
-                        slot.store(track.next(), Ordering::Relaxed);
-                    }
+                    ctx.shared.advance(base + p, p, track.next());
                 }
             }
             result.received_total += got;
@@ -379,9 +377,7 @@ fn setup_epoll(subs: &[Sub]) -> io::Result<rustix::fd::OwnedFd> {
 fn retire(id: usize, ctx: &Ctx) {
     let base = id * ctx.publishers;
     for p in 0..ctx.publishers {
-        if let Some(slot) = ctx.shared.progress.get(base + p) {
-            slot.store(u64::MAX, Ordering::Relaxed);
-        }
+        ctx.shared.advance(base + p, p, u64::MAX);
     }
 }
 
