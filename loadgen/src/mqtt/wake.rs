@@ -9,7 +9,7 @@
 //! the publisher parks with a timeout in any case (its hold and stall limits, the run's end).
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, fence};
 use std::thread::{self, Thread};
 use std::time::Duration;
 
@@ -63,6 +63,9 @@ impl Wake {
     pub(crate) fn wait(&self, want: u64, below: impl FnOnce() -> usize, timeout: Duration) {
         self.behind.store(COUNTING, Ordering::SeqCst);
         self.want.store(want, Ordering::SeqCst);
+        // `below` reads the progress with relaxed loads; the fence keeps them after the store
+        // above, against the subscribers' swap-then-load in `crossed`'s caller.
+        fence(Ordering::SeqCst);
         let below = i64::try_from(below()).unwrap_or(i64::MAX).min(COUNTING);
         // Subscribers that crossed since `want` was published have taken one off already.
         let settle = COUNTING - below;
