@@ -216,7 +216,7 @@ impl Shared {
     }
 
     /// Parks `publisher` until its live subscribers (as in [`Self::slowest_live`]) have all
-    /// reached `want`, or `timeout` passes.
+    /// reached `want`, or `timeout` passes. True if it parked.
     fn wait_for(
         &self,
         publisher: usize,
@@ -224,17 +224,17 @@ impl Shared {
         want: u64,
         given_up: &[(usize, u64)],
         timeout: Duration,
-    ) {
+    ) -> bool {
         let Some(wake) = self.wakes.get(publisher) else {
             thread::sleep(timeout);
-            return;
+            return false;
         };
         let below = || {
             self.progress_of(publisher, publishers)
                 .filter(|&(sub, at)| at < want && !given_up.contains(&(sub, at)))
                 .count()
         };
-        wake.wait(want, below, timeout);
+        wake.wait(want, below, timeout)
     }
 
     /// Every subscriber's progress for `publisher`: `(subscriber, progress)`.
@@ -863,6 +863,43 @@ mod tests {
             progress: progress.iter().map(|p| AtomicU64::new(*p)).collect(),
             wakes: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_held_back_publisher_is_woken_by_the_subscriber_that_frees_its_room() {
+        // A timeout no passing run comes near: the test fails by hanging to it.
+        const LONG: Duration = Duration::from_secs(30);
+        // One publisher, three subscribers: [s0p0, s1p0, s2p0]; subscriber 2, at 1, is given up.
+        let mut s = shared(&[5, 7, 1]);
+        s.wakes = vec![Wake::default()];
+        let s = Arc::new(s);
+        let given_up = [(2, 1)];
+        // At 5 only the given-up subscriber is behind: no wait.
+        assert!(!s.wait_for(0, 1, 5, &given_up, LONG));
+        let waiter = {
+            let s = s.clone();
+            thread::spawn(move || {
+                s.wakes[0].register();
+                let start = Instant::now();
+                let parked = s.wait_for(0, 1, 10, &given_up, LONG);
+                (parked, start.elapsed())
+            })
+        };
+        // Armed for 10 with two subscribers behind: 0 and 1, not the given-up one.
+        while s.wakes[0].state() != (10, 2) {
+            thread::yield_now();
+        }
+        s.advance(0, 0, 9); // not there yet
+        s.advance(1, 0, 12); // there
+        s.advance(1, 0, 12); // no move: not counted twice
+        // Checked only while it still waits (a park may end early, spuriously).
+        let (want, behind) = s.wakes[0].state();
+        assert!(want != 10 || behind == 1, "want {want}, behind {behind}");
+        // The last one behind leaves (retired: u64::MAX), which releases the publisher.
+        s.advance(0, 0, u64::MAX);
+        let (parked, waited) = waiter.join().unwrap();
+        assert!(parked);
+        assert!(waited < LONG / 2, "waited {waited:?}");
     }
 
     #[test]

@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rampart_mqtt_proto::{
-    Ack, Connack, Connect, Disconnect, Packet, Properties, Publish, QoS, RetainHandling, Suback,
-    Subscribe, SubscriptionOptions, TopicFilter, TopicName, Unsuback, Unsubscribe, Version,
-    encode_qos0_publish, reason,
+    Ack, Connack, Connect, Disconnect, Packet, Properties, Publish, PublishProperties, QoS,
+    RetainHandling, Suback, Subscribe, SubscriptionOptions, TopicFilter, TopicName, Unsuback,
+    Unsubscribe, Version, encode_qos0_publish, reason,
 };
 use rampart_policy::acl::AclAction;
 use rampart_rt::channel::Sender;
@@ -121,6 +121,14 @@ impl Message {
 
     /// The PUBLISH for one subscriber.
     fn publish(&self, d: &Delivery<'_>, now: Instant) -> Publish {
+        let (mut publish, properties) = self.publish_parts(d, now);
+        publish.properties = properties.into();
+        publish
+    }
+
+    /// The PUBLISH for one subscriber with its properties apart, on the stack: for a frame,
+    /// encoded and dropped, where a `Publish` would box them.
+    fn publish_parts(&self, d: &Delivery<'_>, now: Instant) -> (Publish, Properties) {
         let mut properties = self.props.as_deref().cloned().unwrap_or_default();
         properties.subscription_identifiers = d.sub_ids.to_vec();
         if let Some(t) = self.expires_at {
@@ -134,15 +142,16 @@ impl Message {
                 topic.clear();
             }
         }
-        Publish {
+        let publish = Publish {
             dup: false,
             qos: d.qos,
             retain: d.retain,
             topic,
             packet_id: d.pid,
-            properties: properties.into(),
+            properties: PublishProperties::default(),
             payload: self.payload.clone(),
-        }
+        };
+        (publish, properties)
     }
 
     /// The frame of one delivery.
@@ -159,13 +168,13 @@ impl Message {
                         .map(BytesMut::freeze)
                         .unwrap_or_default();
                 }
-                let p = self.publish(d, now);
+                let (p, props) = self.publish_parts(d, now);
                 // A message that decoded encodes: the codec's limits are the same both ways.
                 // Head and payload go into one buffer of the exact size (the head's encoder
                 // takes the `Publish` by reference: no move of it into a `Packet`).
-                let head = p.head_encoded_len(v).unwrap_or(0);
+                let head = p.head_encoded_len_with(&props, v).unwrap_or(0);
                 let mut b = BytesMut::with_capacity(head + p.payload.len());
-                if p.encode_head(v, &mut b).is_ok() {
+                if p.encode_head_with(&props, v, &mut b).is_ok() {
                     b.extend_from_slice(&p.payload);
                 } else {
                     b.clear();
@@ -177,9 +186,9 @@ impl Message {
             }
             return Some(Frame::Whole(whole.clone()));
         }
-        let p = self.publish(d, now);
+        let (p, props) = self.publish_parts(d, now);
         let mut head = BytesMut::with_capacity(16 + self.topic.as_str().len());
-        p.encode_head(v, &mut head).ok()?;
+        p.encode_head_with(&props, v, &mut head).ok()?;
         Some(Frame::Parts(head.freeze(), self.payload.clone()))
     }
 }

@@ -80,7 +80,7 @@ impl Packet {
         check_remaining(match self {
             Self::Connect(c) => c.body_len()?,
             Self::Connack(c) => c.body_len(v5)?,
-            Self::Publish(p) => p.body_len(v5)?,
+            Self::Publish(p) => p.body_len(&p.properties, v5)?,
             Self::Puback(a) | Self::Pubrec(a) | Self::Pubrel(a) | Self::Pubcomp(a) => {
                 a.body_len(v5)?
             }
@@ -117,7 +117,7 @@ impl Packet {
             Self::Connect(c) => c.write(dst),
             Self::Connack(c) => c.write(v5, dst),
             Self::Publish(p) => {
-                p.write_head(v5, dst)?;
+                p.write_head(&p.properties, v5, dst)?;
                 dst.put_slice(&p.payload);
                 Ok(())
             }
@@ -245,8 +245,8 @@ impl Publish {
     }
 
     /// Variable header length: topic, packet identifier, properties.
-    fn head_len(&self, v5: bool) -> Result<usize, EncodeError> {
-        if self.topic.is_empty() && !(v5 && self.properties.topic_alias.is_some()) {
+    fn head_len(&self, props: &Properties, v5: bool) -> Result<usize, EncodeError> {
+        if self.topic.is_empty() && !(v5 && props.topic_alias.is_some()) {
             return Err(EncodeError::Invalid("empty topic name without topic alias"));
         }
         if let Some(id) = self.packet_id {
@@ -256,21 +256,26 @@ impl Publish {
         if self.packet_id.is_some() {
             n += 2;
         }
-        n += props_len(&self.properties, v5, PropCtx::Publish)?;
+        n += props_len(props, v5, PropCtx::Publish)?;
         Ok(n)
     }
 
-    fn body_len(&self, v5: bool) -> Result<usize, EncodeError> {
+    fn body_len(&self, props: &Properties, v5: bool) -> Result<usize, EncodeError> {
         self.flags()?;
-        check_remaining(add(self.head_len(v5)?, self.payload.len())?)
+        check_remaining(add(self.head_len(props, v5)?, self.payload.len())?)
     }
 
-    fn write_head(&self, v5: bool, dst: &mut BytesMut) -> Result<(), EncodeError> {
+    fn write_head(
+        &self,
+        props: &Properties,
+        v5: bool,
+        dst: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
         put_field(dst, self.topic.as_bytes())?;
         if let Some(id) = self.packet_id {
             dst.put_u16(id);
         }
-        put_props(dst, &self.properties, v5, PropCtx::Publish)
+        put_props(dst, props, v5, PropCtx::Publish)
     }
 
     /// Appends the fixed and variable header of this PUBLISH (the remaining length counts
@@ -280,15 +285,27 @@ impl Publish {
     ///
     /// On error nothing is appended.
     pub fn encode_head(&self, version: Version, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        self.encode_head_with(&self.properties, version, dst)
+    }
+
+    /// [`Self::encode_head`] with `properties` in place of `self.properties` (which are not
+    /// read): a broker builds each subscriber's properties on the stack, where a `Publish`
+    /// would box them.
+    pub fn encode_head_with(
+        &self,
+        properties: &Properties,
+        version: Version,
+        dst: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
         let v5 = version.is_v5();
-        let remaining = self.body_len(v5)?;
-        let head = self.head_len(v5)?;
+        let remaining = self.body_len(properties, v5)?;
+        let head = self.head_len(properties, v5)?;
         let start = dst.len();
         dst.reserve(1 + varint_len(remaining)? + head);
         let result = (|| {
             dst.put_u8(crate::packet::PUBLISH << 4 | self.flags()?);
             put_varint(dst, remaining)?;
-            self.write_head(v5, dst)
+            self.write_head(properties, v5, dst)
         })();
         if result.is_err() {
             dst.truncate(start);
@@ -298,9 +315,18 @@ impl Publish {
 
     /// The length of what [`Self::encode_head`] appends.
     pub fn head_encoded_len(&self, version: Version) -> Result<usize, EncodeError> {
+        self.head_encoded_len_with(&self.properties, version)
+    }
+
+    /// The length of what [`Self::encode_head_with`] appends.
+    pub fn head_encoded_len_with(
+        &self,
+        properties: &Properties,
+        version: Version,
+    ) -> Result<usize, EncodeError> {
         let v5 = version.is_v5();
-        let remaining = self.body_len(v5)?;
-        Ok(1 + varint_len(remaining)? + self.head_len(v5)?)
+        let remaining = self.body_len(properties, v5)?;
+        Ok(1 + varint_len(remaining)? + self.head_len(properties, v5)?)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Every property, where it may appear, and the property error rules.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::*;
 use crate::reason::{MALFORMED, PROTOCOL_ERROR, TOPIC_ALIAS_INVALID};
@@ -484,5 +484,42 @@ fn publish_properties_are_on_the_heap_only_when_set() {
             panic!("decodes");
         };
         assert_eq!(p.properties.is_boxed(), boxed, "{version:?}");
+    }
+}
+
+#[test]
+fn a_head_with_properties_apart_is_the_head_of_the_publish_holding_them() {
+    let props = Properties {
+        subscription_identifiers: vec![3, 300],
+        message_expiry_interval: Some(60),
+        topic_alias: Some(2),
+        user_properties: user(),
+        ..Properties::default()
+    };
+    let holding = Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: true,
+        topic: "a/b".into(),
+        packet_id: Some(7),
+        properties: props.clone().into(),
+        payload: Bytes::from_static(b"payload"),
+    };
+    // Its own properties, whatever they are, are not read.
+    let apart = Publish {
+        properties: Properties {
+            content_type: Some("ignored".into()),
+            ..Properties::default()
+        }
+        .into(),
+        ..holding.clone()
+    };
+    for v in [Version::V311, Version::V5] {
+        let mut want = BytesMut::new();
+        holding.encode_head(v, &mut want).unwrap();
+        let mut got = BytesMut::new();
+        apart.encode_head_with(&props, v, &mut got).unwrap();
+        assert_eq!(got, want, "{v:?}");
+        assert_eq!(apart.head_encoded_len_with(&props, v).unwrap(), want.len());
     }
 }
