@@ -1011,12 +1011,10 @@ impl Broker {
             None => return Ok(()),
         };
         // Topic alias (client → server, MQTT 5 §3.3.2.3.4).
-        // Read first and clear only when set: a mutable borrow of a PUBLISH's properties boxes
-        // an empty set.
-        let alias = p.properties.topic_alias;
-        if alias.is_some() {
-            p.properties.topic_alias = None;
-        }
+        let alias = p
+            .properties
+            .get_mut()
+            .and_then(|props| props.topic_alias.take());
         let topic = if let Some(alias) = alias {
             if alias == 0 || alias > self.cfg.topic_alias_maximum {
                 return Err(Close::new(

@@ -16,7 +16,7 @@ use crate::topic::TopicName;
 /// Every MQTT 5.0 property. `None` or empty means absent.
 ///
 /// Properties are only on the wire in MQTT 5.0; encoding for 3.x drops them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Properties {
     /// 0x01 Payload Format Indicator: 0 unspecified bytes, 1 UTF-8 (PUBLISH, will).
     pub payload_format_indicator: Option<u8>,
@@ -75,9 +75,15 @@ pub struct Properties {
     pub shared_subscription_available: Option<u8>,
 }
 
+impl Default for Properties {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
 impl Properties {
-    /// No property set; what [`Default`] gives, usable in a `const` or `static`.
-    pub const EMPTY: Properties = Properties {
+    /// No property set: what [`Default`] gives, usable in a `static`.
+    const EMPTY: Properties = Properties {
         payload_format_indicator: None,
         message_expiry_interval: None,
         content_type: None,
@@ -121,9 +127,9 @@ static NO_PROPERTIES: Properties = Properties::EMPTY;
 pub struct PublishProperties(Option<Box<Properties>>);
 
 impl PublishProperties {
-    /// The properties, by value.
-    pub fn into_inner(self) -> Properties {
-        self.0.map_or_else(Properties::default, |boxed| *boxed)
+    /// The properties to change, if there are any: unlike `DerefMut`, this boxes nothing.
+    pub fn get_mut(&mut self) -> Option<&mut Properties> {
+        self.0.as_deref_mut()
     }
 
     /// True if a set is on the heap.

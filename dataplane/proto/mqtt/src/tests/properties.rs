@@ -456,7 +456,12 @@ fn publish_properties_are_on_the_heap_only_when_set() {
     assert_ne!(set, empty);
     set.topic_alias = None;
     assert_eq!(set, empty, "equal by content, boxed or not");
-    assert_eq!(set.into_inner(), Properties::default());
+    // `get_mut` changes what is there and boxes nothing.
+    let mut none = crate::PublishProperties::default();
+    assert!(none.get_mut().is_none());
+    assert!(!none.is_boxed());
+    set.get_mut().expect("boxed").topic_alias = Some(4);
+    assert_eq!(set.topic_alias, Some(4));
 
     // What the decoder gives: nothing boxed for 3.1.1, or for 5.0 without properties.
     let publish = |props: Properties| {
